@@ -1,0 +1,29 @@
+import { ArgumentsHost, Catch, ExceptionFilter, Logger } from '@nestjs/common';
+import type { Response } from 'express';
+import { errorEnvelope } from './parley-error.js';
+import { toParleyError } from './to-parley-error.js';
+
+/** The one place where an error becomes an HTTP answer: OpenAI's envelope, never a stack trace. */
+@Catch()
+export class OpenAiErrorFilter implements ExceptionFilter {
+  private readonly logger = new Logger('Errors');
+
+  catch(exception: unknown, host: ArgumentsHost): void {
+    const error = toParleyError(exception);
+    if (error.status === 500) {
+      const cause = error.cause ?? exception;
+      const detail = cause instanceof Error && cause !== error ? ` (${cause.stack ?? cause.message})` : '';
+      this.logger.error(`${error.code}: ${error.message}${detail}`);
+    } else if (error.status > 500) {
+      this.logger.warn(`${error.code}: ${error.message}`);
+    }
+    const res = host.switchToHttp().getResponse<Response>();
+    if (res.headersSent) {
+      // A stream already started: the SSE writer owns the answer; just make sure it ends.
+      if (!res.writableEnded) res.end();
+      return;
+    }
+    for (const [name, value] of Object.entries(error.headers)) res.setHeader(name, value);
+    res.status(error.status).json(errorEnvelope(error.toBody()));
+  }
+}

@@ -1,0 +1,123 @@
+import { Inject, Injectable } from '@nestjs/common';
+import type { Response } from 'express';
+import { Subscription, type Observable } from 'rxjs';
+import type { AppConfig } from '../../config/app-config.js';
+import { APP_CONFIG } from '../../config/config.module.js';
+import { errorEnvelope } from '../errors/parley-error.js';
+import { toParleyError } from '../errors/to-parley-error.js';
+import { ActiveStreams } from './active-streams.js';
+import { DONE_DATA, errorFrameData, formatSseEvent, SSE_PING, type SseFrame } from './sse-frame.js';
+
+export interface SseWriteOptions {
+  /** Extra headers for the answer (rate-limit headers, request id...). */
+  headers?: Record<string, string>;
+  /** Called once when the client goes away before the stream ended. */
+  onClientGone?: () => void;
+}
+
+const SSE_HEADERS = {
+  'Content-Type': 'text/event-stream; charset=utf-8',
+  'Cache-Control': 'no-cache',
+  Connection: 'keep-alive',
+  'X-Accel-Buffering': 'no',
+};
+
+/**
+ * The only code that writes SSE. It holds the status line until the first frame (or the
+ * first-event wait passes), so a failure before that gets its real HTTP status; after that a
+ * failure is one error frame, then `[DONE]`. It pings while the source is silent and stops the
+ * source (unsubscribes) as soon as the client disconnects.
+ */
+@Injectable()
+export class SseWriter {
+  constructor(
+    @Inject(APP_CONFIG) private readonly config: AppConfig,
+    private readonly activeStreams: ActiveStreams,
+  ) {}
+
+  write(res: Response, frames: Observable<SseFrame>, options: SseWriteOptions = {}): Promise<void> {
+    const done = new Promise<void>((resolve) => {
+      let lastId = 0;
+      let finished = false;
+      // Created first so a source that ends synchronously is still torn down by finish().
+      const subscription = new Subscription();
+      let heartbeat: NodeJS.Timeout | undefined;
+
+      const openStream = (): void => {
+        if (res.headersSent) return;
+        res.writeHead(200, { ...SSE_HEADERS, ...options.headers });
+        res.flushHeaders();
+      };
+      const armHeartbeat = (): void => {
+        clearTimeout(heartbeat);
+        heartbeat = setTimeout(() => {
+          if (finished) return;
+          // Before the status line is out, silence is the first-event wait's business.
+          if (res.headersSent) res.write(SSE_PING);
+          armHeartbeat();
+        }, this.config.streamHeartbeatMs);
+      };
+      const firstEventWait = setTimeout(() => {
+        if (!finished) openStream();
+      }, this.config.streamFirstEventWaitMs);
+
+      const finish = (): void => {
+        if (finished) return;
+        finished = true;
+        clearTimeout(firstEventWait);
+        clearTimeout(heartbeat);
+        subscription.unsubscribe();
+        if (!res.writableEnded) res.end();
+        resolve();
+      };
+      const emit = (frame: SseFrame): void => {
+        lastId = frame.id;
+        res.write(formatSseEvent(frame));
+      };
+
+      res.on('close', () => {
+        if (finished) return;
+        const gone = !res.writableFinished;
+        finish();
+        if (gone) options.onClientGone?.();
+      });
+
+      armHeartbeat();
+      subscription.add(
+        frames.subscribe({
+          next: (frame) => {
+            if (finished) return;
+            openStream();
+            emit(frame);
+            // A replayed log already ends with its own `[DONE]`.
+            if (frame.data === DONE_DATA) finish();
+            else armHeartbeat();
+          },
+          error: (err: unknown) => {
+            if (finished) return;
+            if (!res.headersSent) {
+              const error = toParleyError(err);
+              for (const [name, value] of Object.entries({ ...options.headers, ...error.headers })) {
+                res.setHeader(name, value);
+              }
+              res.status(error.status).json(errorEnvelope(error.toBody()));
+              finish();
+              return;
+            }
+            emit({ id: lastId + 1, data: errorFrameData(err) });
+            emit({ id: lastId + 1, data: DONE_DATA });
+            finish();
+          },
+          complete: () => {
+            if (finished) return;
+            openStream();
+            emit({ id: lastId + 1, data: DONE_DATA });
+            finish();
+          },
+        }),
+      );
+    });
+    this.activeStreams.track(done);
+    return done;
+  }
+}
