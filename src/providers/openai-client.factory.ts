@@ -1,0 +1,26 @@
+import { Injectable } from '@nestjs/common';
+import OpenAI from 'openai';
+import type { ResolvedProvider } from './provider.types.js';
+
+/**
+ * One SDK client per provider (and per version of its settings), reused across requests so
+ * connections stay pooled. Retries are Parley's decision, not the SDK's: maxRetries 0.
+ */
+@Injectable()
+export class OpenAiClientFactory {
+  private readonly clients = new Map<string, { version: string; client: OpenAI }>();
+
+  clientFor(provider: ResolvedProvider): OpenAI {
+    const cached = this.clients.get(provider.id);
+    if (cached && cached.version === provider.version) return cached.client;
+    const client = new OpenAI({
+      apiKey: provider.apiKey,
+      baseURL: provider.baseUrl,
+      timeout: provider.timeoutMs,
+      maxRetries: 0,
+      defaultHeaders: provider.headers,
+    });
+    this.clients.set(provider.id, { version: provider.version, client });
+    return client;
+  }
+}
