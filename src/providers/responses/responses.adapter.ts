@@ -1,0 +1,104 @@
+import { Injectable } from '@nestjs/common';
+import type { ChatCompletion, ChatCompletionChunk } from 'openai/resources/chat/completions';
+import { Observable } from 'rxjs';
+import { ParleyError } from '../../common/errors/parley-error.js';
+import { OpenAiClientFactory } from '../openai-client.factory.js';
+import { ProviderAdapterFor, type ProviderAdapter, type UpstreamChatRequest } from '../provider-adapter.js';
+import type { CompletionTarget } from '../provider.types.js';
+import { toUpstreamError } from '../upstream-error.js';
+import { toResponsesRequest } from './responses-request.mapper.js';
+import { responseToChatCompletion } from './responses-response.mapper.js';
+import { ResponsesStreamMapper } from './responses-stream.mapper.js';
+
+/**
+ * Providers that speak the Responses API (`POST <base>/responses`). Thin glue: the SDK call and
+ * the pure mappers beside this file. Errors come out as ParleyErrors: mapping errors (400s) and
+ * stream failures unchanged, SDK errors through `toUpstreamError`, and an abort of the caller's
+ * signal as its reason when that is a ParleyError.
+ */
+@Injectable()
+@ProviderAdapterFor('responses')
+export class ResponsesAdapter implements ProviderAdapter {
+  readonly kind = 'responses' as const;
+
+  constructor(private readonly clients: OpenAiClientFactory) {}
+
+  async complete(
+    request: UpstreamChatRequest,
+    target: CompletionTarget,
+    signal: AbortSignal,
+  ): Promise<ChatCompletion> {
+    const params = { ...toResponsesRequest(request, { stream: false }), model: target.model.id };
+    try {
+      const response = await this.clients.clientFor(target.provider).responses.create(params, { signal });
+      return responseToChatCompletion(response, { model: target.model.id });
+    } catch (e) {
+      throw failure(e, signal);
+    }
+  }
+
+  stream(
+    request: UpstreamChatRequest,
+    target: CompletionTarget,
+    signal: AbortSignal,
+  ): Observable<ChatCompletionChunk> {
+    return new Observable<ChatCompletionChunk>((subscriber) => {
+      const upstream = new AbortController();
+      const combined = AbortSignal.any([signal, upstream.signal]);
+      // Set once the terminal event went out: the caller is answered, and the rest of the upstream
+      // body is read to its end (not aborted) so that the pooled connection stays usable.
+      let answered = false;
+      let drainTimer: NodeJS.Timeout | undefined;
+
+      const run = async (): Promise<void> => {
+        const params = { ...toResponsesRequest(request, { stream: true }), model: target.model.id };
+        const mapper = new ResponsesStreamMapper({ model: target.model.id });
+        const events = await this.clients
+          .clientFor(target.provider)
+          .responses.create(params, { signal: combined });
+        // On abort the SDK ends this loop quietly; leaving it early aborts the upstream request.
+        for await (const event of events) {
+          if (answered) continue;
+          if (combined.aborted) break;
+          for (const chunk of mapper.map(event)) {
+            if (subscriber.closed) return;
+            subscriber.next(chunk);
+          }
+          if (mapper.done) {
+            answered = true;
+            drainTimer = setTimeout(() => upstream.abort(), DRAIN_TIMEOUT_MS).unref();
+            subscriber.complete();
+          }
+        }
+        if (answered || subscriber.closed) return;
+        if (combined.aborted) throw aborted(signal);
+        mapper.finish();
+        subscriber.complete();
+      };
+
+      void run()
+        .catch((e: unknown) => {
+          if (!subscriber.closed) subscriber.error(failure(e, signal));
+        })
+        .finally(() => clearTimeout(drainTimer));
+      return () => {
+        if (!answered) upstream.abort();
+      };
+    });
+  }
+}
+
+/** How long the rest of an answered stream may take to end before the connection is dropped. */
+const DRAIN_TIMEOUT_MS = 2_000;
+
+/** What a failed call answers: the caller's abort reason when it aborted, else the mapped SDK error. */
+function failure(e: unknown, signal: AbortSignal): ParleyError {
+  return signal.aborted ? aborted(signal) : toUpstreamError(e);
+}
+
+function aborted(signal: AbortSignal): ParleyError {
+  const reason: unknown = signal.reason;
+  return reason instanceof ParleyError
+    ? reason
+    : new ParleyError('upstream_error', 'The provider call was aborted.', { cause: reason });
+}
