@@ -1,0 +1,282 @@
+import { Injectable, Logger, type OnModuleInit } from '@nestjs/common';
+import { randomUUID } from 'node:crypto';
+import type { ChatCompletionMessageParam } from 'openai/resources/chat/completions';
+import type { TenantContext } from '../common/context/request-context.js';
+import { ParleyError } from '../common/errors/parley-error.js';
+import { TenantEvents } from '../tenants/tenant-events.service.js';
+import { toConversationBlock, toConversationDto, toMessageDto } from './conversation.mapper.js';
+import type {
+  CompleteTurnInput,
+  CompleteTurnResult,
+  ConversationBlock,
+  ConversationInfo,
+  StartTurnInput,
+  TurnStart,
+} from './conversation.types.js';
+import { ConversationsRepository, isUuid, type TurnFields } from './conversations.repository.js';
+import type {
+  ConversationDto,
+  ConversationListDto,
+  ListConversationsQueryDto,
+} from './dto/conversation.dto.js';
+import type { MessageListDto } from './dto/message.dto.js';
+import { assistantTurnToRows, clientTurnToRows, lastAssistantResponseId, rebuildHistory } from './history.js';
+import { withRetry } from './retry.js';
+import { chooseSystemPrompt } from './system-prompt-choice.js';
+import { buildTitlePrompt, cleanTitle } from './title.js';
+
+const DEFAULT_PAGE = 20;
+/** completeTurn: attempts in all, and the waits between them. */
+const STORE_ATTEMPTS = 3;
+const STORE_BACKOFF_MS = [200, 1000] as const;
+
+function conversationNotFound(): ParleyError {
+  return ParleyError.notFound('Conversation');
+}
+
+function errorText(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
+}
+
+/** Hints with a value, as stored in the conversation's metadata. */
+function definedHints(hints: Record<string, unknown>): Record<string, unknown> {
+  return Object.fromEntries(Object.entries(hints).filter(([, value]) => value !== undefined));
+}
+
+/**
+ * Conversations of one user in one tenant: the turn API of the completion path (startTurn,
+ * completeTurn, the `_conversation` block, title generation) and the REST operations.
+ */
+@Injectable()
+export class ConversationsService implements OnModuleInit {
+  private readonly logger = new Logger('Conversations');
+
+  constructor(
+    private readonly repo: ConversationsRepository,
+    private readonly tenantEvents: TenantEvents,
+  ) {}
+
+  onModuleInit(): void {
+    // No foreign key to tenants: a deleted tenant's conversations and prompts go by tenant_id.
+    this.tenantEvents.onChange((change) => {
+      if (change.scope !== 'deleted') return;
+      this.repo
+        .deleteTenantData(change.tenantId)
+        .catch((e: unknown) =>
+          this.logger.error(
+            `Could not remove the conversations of deleted tenant ${change.tenantId}: ${errorText(e)}`,
+          ),
+        );
+    });
+  }
+
+  /** A fresh message id, e.g. to announce the assistant message's id before `completeTurn` stores it. */
+  newMessageId(): string {
+    return randomUUID();
+  }
+
+  /**
+   * Loads the caller's conversation (or creates one: an id that is unknown, someone else's or not
+   * a UUID is ignored), settles the system prompt, stores the client's new non-system messages and
+   * answers the full upstream history. One short transaction (lock, update + insert in one
+   * statement, history read) when continuing; a single statement for a new conversation.
+   */
+  async startTurn(ctx: TenantContext, input: StartTurnInput): Promise<TurnStart> {
+    const client = clientTurnToRows(input.newMessages, randomUUID);
+    const requestedId =
+      input.systemPrompt === undefined && isUuid(input.activeSystemPromptId)
+        ? input.activeSystemPromptId
+        : null;
+    const lastUser = [...client.rows].reverse().find((row) => row.role === 'user') ?? client.rows.at(-1);
+    const userMessageId = lastUser?.id ?? null;
+
+    // A new conversation is written by one statement: no transaction needed (nor its round trips).
+    const continuedId = isUuid(input.conversationId) ? input.conversationId : null;
+    const run =
+      continuedId !== null
+        ? this.repo.inTransaction.bind(this.repo)
+        : this.repo.withoutTransaction.bind(this.repo);
+    return run(async (tx) => {
+      const locked = continuedId !== null ? await tx.lockConversation(ctx, continuedId, requestedId) : null;
+      const requestedContent = locked
+        ? locked.requestedPromptContent
+        : requestedId !== null
+          ? await tx.promptContent(ctx, requestedId)
+          : null;
+      const prompt = chooseSystemPrompt({
+        explicitText: input.systemPrompt,
+        requestedId: input.activeSystemPromptId,
+        requestedContent,
+        clientSystemText: client.systemText,
+        remembered: locked
+          ? {
+              activeId: locked.conversation.activeSystemPromptId,
+              activeContent: locked.activePromptContent,
+              text: locked.conversation.systemPrompt,
+            }
+          : null,
+      });
+      const fields: TurnFields = {
+        model: input.model,
+        providerId: input.providerId,
+        systemPrompt: prompt.text,
+        activeSystemPromptId: prompt.activeId,
+        toolsEnabled: input.toolsEnabled,
+        activeTools: input.activeTools,
+        metadata: definedHints(input.hints),
+      };
+
+      if (locked) {
+        const id = locked.conversation.id;
+        const conversation = await tx.continueConversation(ctx, id, fields, client.rows);
+        if (!conversation) throw new Error(`Conversation ${id} vanished while locked`);
+        const rows = await tx.history(ctx, id);
+        return {
+          conversation,
+          history: rebuildHistory(conversation.systemPrompt, rows),
+          userMessageId,
+          seq: conversation.lastSeq,
+          lastAssistantResponseId:
+            locked.conversation.providerId === input.providerId ? lastAssistantResponseId(rows) : null,
+          isNew: false,
+        };
+      }
+
+      const conversation = await tx.createConversation(ctx, fields, client.rows);
+      const rows = client.rows.map((row, index) => ({ ...row, seq: index + 1 }));
+      return {
+        conversation,
+        history: rebuildHistory(conversation.systemPrompt, rows),
+        userMessageId,
+        seq: conversation.lastSeq,
+        lastAssistantResponseId: null,
+        isNew: true,
+      };
+    });
+  }
+
+  /**
+   * Stores the finished turn in order (earlier tool-loop iterations, the final assistant message,
+   * its tool results) in one statement and bumps the conversation's `updated_at`. A failed write is
+   * retried (3 attempts in all, with backoff) without ever storing the turn twice. Rejects with
+   * `not_found` when the conversation is not the caller's (or was deleted meanwhile).
+   * Meant to be fired and forgotten: `void svc.completeTurn(...).catch(...)`.
+   */
+  async completeTurn(
+    ctx: TenantContext,
+    conversationId: string,
+    input: CompleteTurnInput,
+  ): Promise<CompleteTurnResult> {
+    const { rows, assistantIndex } = assistantTurnToRows(input, randomUUID);
+    const assistantMessageId = rows[assistantIndex].id;
+    try {
+      return await withRetry(
+        async (attempt) => {
+          // An earlier attempt may have committed although it looked failed (a lost answer): the
+          // rows go in one statement, so a stored final message means the whole turn is stored.
+          if (attempt > 1) {
+            const seq = await this.repo.messageSeq(ctx, assistantMessageId);
+            if (seq !== null) return { assistantMessageId, seq };
+          }
+          const seqs = await this.repo.appendMessages(ctx, conversationId, rows);
+          if (seqs === null) throw conversationNotFound();
+          return { assistantMessageId, seq: seqs[assistantIndex] };
+        },
+        {
+          attempts: STORE_ATTEMPTS,
+          delaysMs: STORE_BACKOFF_MS,
+          retryable: (e) => !(e instanceof ParleyError),
+          onRetry: (e, attempt, delayMs) =>
+            this.logger.warn(
+              `Storing the turn of conversation ${conversationId} failed (attempt ${attempt} of ${STORE_ATTEMPTS}), retrying in ${delayMs} ms: ${errorText(e)}`,
+            ),
+        },
+      );
+    } catch (e) {
+      if (e instanceof ParleyError) {
+        this.logger.warn(`Not storing a turn: conversation ${conversationId} is gone (${ctx.tenantId})`);
+      } else {
+        this.logger.error(
+          `Could not store the turn of conversation ${conversationId} (${ctx.tenantId}, completion ${input.assistant.completionId}) after ${STORE_ATTEMPTS} attempts: ${errorText(e)}`,
+        );
+      }
+      throw e;
+    }
+  }
+
+  /** The `_conversation` object of an answer. Pure. */
+  conversationBlock(
+    conversation: ConversationInfo,
+    extra: { userMessageId: string | null; assistantMessageId: string | null; seq: number },
+  ): ConversationBlock {
+    return toConversationBlock(conversation, extra);
+  }
+
+  /**
+   * Names the conversation in the background (after the current tick): asks `generate` (a short
+   * call to the provider) with a title prompt, cleans the answer and stores it unless the
+   * conversation has a title by then. Never rejects: a failure leaves the title empty and is
+   * logged. Resolves with the stored title, or null.
+   */
+  generateTitleLater(
+    ctx: TenantContext,
+    conversationId: string,
+    firstUserText: string,
+    generate: (prompt: ChatCompletionMessageParam[]) => Promise<string>,
+  ): Promise<string | null> {
+    return new Promise((resolve) => {
+      setImmediate(() => {
+        this.generateTitle(ctx, conversationId, firstUserText, generate).then(resolve, (e: unknown) => {
+          this.logger.warn(`Title generation failed for conversation ${conversationId}: ${errorText(e)}`);
+          resolve(null);
+        });
+      });
+    });
+  }
+
+  private async generateTitle(
+    ctx: TenantContext,
+    conversationId: string,
+    firstUserText: string,
+    generate: (prompt: ChatCompletionMessageParam[]) => Promise<string>,
+  ): Promise<string | null> {
+    if (firstUserText.trim() === '') return null;
+    const title = cleanTitle(await generate(buildTitlePrompt(firstUserText)));
+    if (title === null) {
+      this.logger.warn(`Title generation for conversation ${conversationId} gave no usable title`);
+      return null;
+    }
+    return (await this.repo.setTitleIfEmpty(ctx, conversationId, title)) ? title : null;
+  }
+
+  async list(ctx: TenantContext, query: ListConversationsQueryDto): Promise<ConversationListDto> {
+    if (query.after !== undefined && !(await this.repo.conversationExists(ctx, query.after))) {
+      throw ParleyError.invalid('after', 'after must be the id of one of your conversations');
+    }
+    const page = await this.repo.listConversations(ctx, query.limit ?? DEFAULT_PAGE, query.after);
+    return { object: 'list', data: page.rows.map(toConversationDto), has_more: page.hasMore };
+  }
+
+  async get(ctx: TenantContext, conversationId: string): Promise<ConversationDto> {
+    const conversation = await this.repo.findConversation(ctx, conversationId);
+    if (!conversation) throw conversationNotFound();
+    return toConversationDto(conversation);
+  }
+
+  async rename(ctx: TenantContext, conversationId: string, title: string): Promise<ConversationDto> {
+    const conversation = await this.repo.renameConversation(ctx, conversationId, title);
+    if (!conversation) throw conversationNotFound();
+    return toConversationDto(conversation);
+  }
+
+  async delete(ctx: TenantContext, conversationId: string): Promise<void> {
+    if (!(await this.repo.deleteConversation(ctx, conversationId))) throw conversationNotFound();
+  }
+
+  async listMessages(ctx: TenantContext, conversationId: string): Promise<MessageListDto> {
+    // Two reads, so that a conversation without messages answers an empty list, not 404.
+    if (!(await this.repo.conversationExists(ctx, conversationId))) throw conversationNotFound();
+    const rows = await this.repo.listMessages(ctx, conversationId);
+    return { object: 'list', data: rows.map(toMessageDto) };
+  }
+}
