@@ -1,0 +1,61 @@
+import { Logger } from '@nestjs/common';
+import { ParleyError } from '../common/errors/parley-error.js';
+import type { TenantScopedRequest } from '../tenants/tenant-access.guard.js';
+import type { TenantConfigService } from '../tenants/tenant-config.service.js';
+import type { TenantConfig } from '../tenants/tenant-config.types.js';
+
+/** A tenant-scoped request as the quota guards leave it. */
+export interface QuotaRequest extends TenantScopedRequest {
+  /**
+   * The caller's token balance, read by TenantRateLimitGuard in the same round trip as the rate
+   * limit, so that TokenBalanceGuard needs no second one. Absent when the tenant has no token quota.
+   */
+  parleyBalance?: number;
+}
+
+/** The caller and the tenant's config on a route behind TenantAccessGuard. */
+export async function tenantOfRequest(
+  req: QuotaRequest,
+  tenants: TenantConfigService,
+  guard: string,
+): Promise<{ userId: string; tenant: TenantConfig }> {
+  const ctx = req.parley;
+  if (!ctx?.tenantId) {
+    throw new ParleyError('internal_error', `${guard} must run after the auth and tenant guards.`);
+  }
+  const tenant = req.parleyTenant ?? (await tenants.get(ctx.tenantId));
+  if (!tenant) throw new ParleyError('tenant_access_denied', 'You do not have access to this tenant.');
+  return { userId: ctx.userId, tenant };
+}
+
+/** 503 `service_unavailable`: fail closed while the store cannot be reached. */
+export function storeUnavailable(what: string, cause?: unknown): ParleyError {
+  return new ParleyError('service_unavailable', `${what} is temporarily unavailable; please retry.`, {
+    headers: { 'Retry-After': '1' },
+    cause,
+  });
+}
+
+/** Logs a store outage once when it starts and once when it ends, not once per request. */
+export class OutageLog {
+  private down = false;
+
+  constructor(
+    private readonly logger: Logger,
+    private readonly what: string,
+  ) {}
+
+  failed(err: unknown): void {
+    if (this.down) return;
+    this.down = true;
+    this.logger.warn(
+      `${this.what}: the store is unreachable (${err instanceof Error ? err.message : String(err)}); answering 503`,
+    );
+  }
+
+  succeeded(): void {
+    if (!this.down) return;
+    this.down = false;
+    this.logger.log(`${this.what}: the store is reachable again`);
+  }
+}
