@@ -11,6 +11,8 @@ const swcPlugin = () =>
 
 export default defineConfig({
   test: {
+    // Each e2e file boots its own app(s) and database; two cores do not gain from more.
+    maxWorkers: 2,
     projects: [
       {
         plugins: [swcPlugin()],
@@ -24,8 +26,6 @@ export default defineConfig({
           environment: 'node',
           testTimeout: 30_000,
           hookTimeout: 60_000,
-          // Each file boots its own app(s) and database; two cores do not gain from more.
-          maxWorkers: 2,
         },
       },
     ],

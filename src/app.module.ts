@@ -1,12 +1,18 @@
 import { DynamicModule, MiddlewareConsumer, Module, NestModule } from '@nestjs/common';
+import { AuthModule } from './auth/auth.module.js';
 import { CommonModule } from './common/common.module.js';
 import { requestIdMiddleware } from './common/http/request-id.middleware.js';
+import { CompletionsModule } from './completions/completions.module.js';
 import type { AppConfig } from './config/app-config.js';
 import { ConfigModule } from './config/config.module.js';
+import { ConversationsModule } from './conversations/conversations.module.js';
 import { DatabaseModule } from './database/database.module.js';
 import { HealthModule } from './health/health.module.js';
 import { MetricsModule } from './metrics/metrics.module.js';
+import { ProvidersModule } from './providers/providers.module.js';
 import { StoreModule } from './store/store.module.js';
+import { TenantsModule } from './tenants/tenants.module.js';
+import { ToolsModule } from './tools/tools.module.js';
 
 @Module({})
 export class AppModule implements NestModule {
@@ -20,6 +26,12 @@ export class AppModule implements NestModule {
         DatabaseModule.forRoot(),
         MetricsModule,
         HealthModule,
+        AuthModule,
+        TenantsModule,
+        ProvidersModule,
+        ToolsModule,
+        ConversationsModule,
+        CompletionsModule,
       ],
     };
   }

@@ -1,0 +1,108 @@
+import { Injectable } from '@nestjs/common';
+import type { ChatCompletion, ChatCompletionChunk } from 'openai/resources/chat/completions';
+import { Observable } from 'rxjs';
+import { ParleyError } from '../../common/errors/parley-error.js';
+import { OpenAiClientFactory } from '../openai-client.factory.js';
+import { ProviderAdapterFor, type ProviderAdapter, type UpstreamChatRequest } from '../provider-adapter.js';
+import type { CompletionTarget } from '../provider.types.js';
+import { toUpstreamError } from '../upstream-error.js';
+
+function isCompletion(value: unknown): value is ChatCompletion {
+  return typeof value === 'object' && value !== null && Array.isArray((value as ChatCompletion).choices);
+}
+
+function isChunk(value: unknown): value is ChatCompletionChunk {
+  return typeof value === 'object' && value !== null && Array.isArray((value as ChatCompletionChunk).choices);
+}
+
+/** `previous_response_id` only means something on the Responses wire. */
+function chatBody(request: UpstreamChatRequest): Omit<UpstreamChatRequest, 'previous_response_id'> {
+  if (request.previous_response_id === undefined) return request;
+  const { previous_response_id: _dropped, ...body } = request;
+  return body;
+}
+
+/** OpenAI's Chat Completions wire, through the official SDK: Parley's native shape, so no mapping. */
+@Injectable()
+@ProviderAdapterFor('chat_completions')
+export class ChatCompletionsAdapter implements ProviderAdapter {
+  readonly kind = 'chat_completions' as const;
+
+  constructor(private readonly clients: OpenAiClientFactory) {}
+
+  async complete(
+    request: UpstreamChatRequest,
+    target: CompletionTarget,
+    signal: AbortSignal,
+  ): Promise<ChatCompletion> {
+    const client = this.clients.clientFor(target.provider);
+    let result: unknown;
+    try {
+      result = await client.chat.completions.create(
+        { ...chatBody(request), model: target.model.id, stream: false },
+        { signal },
+      );
+    } catch (e) {
+      throw toUpstreamError(e);
+    }
+    if (!isCompletion(result)) {
+      throw new ParleyError('upstream_error', 'The provider sent an answer that is not a chat completion.');
+    }
+    return result;
+  }
+
+  stream(
+    request: UpstreamChatRequest,
+    target: CompletionTarget,
+    signal: AbortSignal,
+  ): Observable<ChatCompletionChunk> {
+    return new Observable<ChatCompletionChunk>((subscriber) => {
+      const abort = new AbortController();
+      const onAbort = (): void => abort.abort();
+      signal.addEventListener('abort', onAbort, { once: true });
+      const client = this.clients.clientFor(target.provider);
+
+      const run = async (): Promise<void> => {
+        let finished = false;
+        try {
+          const stream = await client.chat.completions.create(
+            {
+              ...chatBody(request),
+              model: target.model.id,
+              stream: true,
+              stream_options: { include_usage: true },
+            },
+            { signal: abort.signal },
+          );
+          for await (const chunk of stream as AsyncIterable<unknown>) {
+            if (abort.signal.aborted) return;
+            if (!isChunk(chunk))
+              throw new ParleyError(
+                'upstream_error',
+                'The provider sent a stream event that is not a chunk.',
+              );
+            if (chunk.choices.some((c) => c.finish_reason)) finished = true;
+            subscriber.next(chunk);
+          }
+          if (abort.signal.aborted) return;
+          // The SDK ends quietly when the body stops early: no finish_reason means a cut stream.
+          if (!finished) {
+            throw new ParleyError(
+              'upstream_stream_truncated',
+              'The provider ended the stream before it finished.',
+            );
+          }
+          subscriber.complete();
+        } catch (e) {
+          if (abort.signal.aborted) return;
+          subscriber.error(toUpstreamError(e));
+        }
+      };
+      void run();
+      return () => {
+        signal.removeEventListener('abort', onAbort);
+        abort.abort();
+      };
+    });
+  }
+}
