@@ -1,3 +1,4 @@
+import type { DynamicModule, Type } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import type { NestExpressApplication } from '@nestjs/platform-express';
 import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
@@ -9,6 +10,8 @@ import type { AppConfig } from './config/app-config.js';
 export interface CreateAppOptions {
   /** Where log lines go (tests capture them); stdout by default. */
   logSink?: (line: string) => void;
+  /** More modules to load beside Parley's own (a team's tools, say). */
+  extraModules?: Array<Type | DynamicModule>;
 }
 
 /** Builds the whole gateway: used by main.ts and by the end-to-end tests alike. */
@@ -17,11 +20,14 @@ export async function createParleyApp(
   options: CreateAppOptions = {},
 ): Promise<NestExpressApplication> {
   const logger = new ParleyLogger(config.logFormat, config.logLevel, options.logSink);
-  const app = await NestFactory.create<NestExpressApplication>(AppModule.forRoot(config), {
-    logger,
-    bodyParser: false,
-    abortOnError: false,
-  });
+  const app = await NestFactory.create<NestExpressApplication>(
+    AppModule.forRoot(config, options.extraModules),
+    {
+      logger,
+      bodyParser: false,
+      abortOnError: false,
+    },
+  );
   app.set('x-powered-by', false);
   app.set('etag', false);
   app.useBodyParser('json', { limit: config.bodyLimitBytes });

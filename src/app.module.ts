@@ -1,4 +1,4 @@
-import { DynamicModule, MiddlewareConsumer, Module, NestModule } from '@nestjs/common';
+import { DynamicModule, MiddlewareConsumer, Module, NestModule, type Type } from '@nestjs/common';
 import { AuthModule } from './auth/auth.module.js';
 import { CommonModule } from './common/common.module.js';
 import { requestIdMiddleware } from './common/http/request-id.middleware.js';
@@ -16,7 +16,8 @@ import { ToolsModule } from './tools/tools.module.js';
 
 @Module({})
 export class AppModule implements NestModule {
-  static forRoot(config: AppConfig): DynamicModule {
+  /** `extraModules`: more modules to load, e.g. a team's own tools (the tests use it too). */
+  static forRoot(config: AppConfig, extraModules: Array<Type | DynamicModule> = []): DynamicModule {
     return {
       module: AppModule,
       imports: [
@@ -32,6 +33,7 @@ export class AppModule implements NestModule {
         ToolsModule,
         ConversationsModule,
         CompletionsModule,
+        ...extraModules,
       ],
     };
   }

@@ -1,10 +1,12 @@
-import { Body, Controller, Headers, HttpCode, Post, Res } from '@nestjs/common';
+import { Body, Controller, Headers, HttpCode, Post, Res, UseGuards } from '@nestjs/common';
 import { ApiBody, ApiOkResponse, ApiParam, ApiTags } from '@nestjs/swagger';
 import type { Response } from 'express';
 import { map } from 'rxjs';
 import { Ctx, type TenantContext } from '../common/context/request-context.js';
 import { toFrame } from '../common/sse/sse-frame.js';
 import { SseWriter } from '../common/sse/sse-writer.js';
+import { TokenBalanceGuard } from '../quota/balance/token-balance.guard.js';
+import { TenantRateLimitGuard } from '../quota/rate-limit/tenant-rate-limit.guard.js';
 import type { TenantConfig } from '../tenants/tenant-config.types.js';
 import { CurrentTenant, TenantScoped } from '../tenants/tenant-scoped.decorator.js';
 import { CHAT_COMPLETION_REQUEST_SCHEMA } from './completions.openapi.js';
@@ -21,6 +23,7 @@ export class CompletionsController {
 
   @Post(['v1/chat/completions', ':tenantId/v1/chat/completions'])
   @HttpCode(200)
+  @UseGuards(TenantRateLimitGuard, TokenBalanceGuard)
   @ApiParam({ name: 'tenantId', required: false, description: 'Tenant; omitted on /v1/... routes' })
   @ApiBody({ schema: CHAT_COMPLETION_REQUEST_SCHEMA })
   @ApiOkResponse({
@@ -34,7 +37,7 @@ export class CompletionsController {
     @Headers('x-provider-id') providerId: string | undefined,
     @Res() res: Response,
   ): Promise<void> {
-    const prepared = this.completions.prepare(ctx, tenant, body, { conversationId, providerId });
+    const prepared = await this.completions.prepare(ctx, tenant, body, { conversationId, providerId });
     // The client going away aborts the upstream call (res 'close', not req: the request's close
     // fires as soon as the body has been read).
     const abort = new AbortController();

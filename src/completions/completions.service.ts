@@ -1,17 +1,27 @@
-import { Injectable, Logger } from '@nestjs/common';
+import { Inject, Injectable, Logger } from '@nestjs/common';
 import { randomBytes } from 'node:crypto';
 import type { ChatCompletion, ChatCompletionChunk } from 'openai/resources/chat/completions';
-import { filter, from, map, mergeMap, Observable } from 'rxjs';
+import { concat, concatMap, defer, EMPTY, filter, finalize, from, map, of, tap, type Observable } from 'rxjs';
 import type { TenantContext } from '../common/context/request-context.js';
+import type { AppConfig } from '../config/app-config.js';
+import { APP_CONFIG } from '../config/config.module.js';
+import type { ConversationBlock } from '../conversations/conversation.types.js';
+import { ConversationsService } from '../conversations/conversations.service.js';
 import { AdapterRegistry } from '../providers/adapter-registry.service.js';
-import type { ProviderAdapter, UpstreamChatRequest } from '../providers/provider-adapter.js';
+import type { UpstreamChatRequest } from '../providers/provider-adapter.js';
 import { ProviderCatalogService } from '../providers/provider-catalog.service.js';
 import type { CompletionTarget } from '../providers/provider.types.js';
+import { BalanceService } from '../quota/balance/balance.service.js';
 import type { TenantConfig } from '../tenants/tenant-config.types.js';
-import { checkContextWindow, type PromptSize } from './context-window.js';
-import type { ChatRequest } from './wire/chat-request.types.js';
+import { ToolRegistry } from '../tools/tool-registry.service.js';
+import { CompletionFinalizer, type TurnStatus } from './completion-finalizer.service.js';
+import { checkContextWindow } from './context-window.js';
+import type { PreparedCompletion } from './prepared-completion.js';
+import { ToolLoop, type ToolEvent } from './tool-loop.js';
+import { TurnRecorder } from './turn-recorder.js';
+import { UpstreamCalls } from './upstream-calls.js';
 import { validateChatRequest } from './wire/chat-request.validator.js';
-import { completionToChunks, normalizeCompletion, type ChunkHead } from './wire/chunks.js';
+import { conversationChunk, normalizeCompletion, type ChunkHead } from './wire/chunks.js';
 import { createStreamRewriter } from './wire/stream-rewriter.js';
 import { applySystemPrompt } from './wire/system-prompt.js';
 
@@ -21,20 +31,11 @@ export interface CompletionHeaders {
   providerId?: string;
 }
 
-/** A request that passed every check, ready for the upstream call. */
-export interface PreparedCompletion {
-  ctx: TenantContext;
-  /** Parley's completion id (`chatcmpl-...`), also the job id in logs and the resume id. */
-  id: string;
-  created: number;
-  request: ChatRequest;
-  upstream: UpstreamChatRequest;
-  target: CompletionTarget;
-  adapter: ProviderAdapter;
-  stream: boolean;
-  providerStream: boolean;
-  promptSize: PromptSize;
-}
+/** The JSON answer: a chat.completion, with Parley's extras when they apply. */
+export type CompletionAnswer = ChatCompletion & {
+  tool_events?: ToolEvent[];
+  _conversation?: ConversationBlock;
+};
 
 export function newCompletionId(): string {
   return `chatcmpl-${randomBytes(18).toString('base64url')}`;
@@ -59,8 +60,9 @@ function dropUnsupportedControls(
 }
 
 /**
- * The plain completion path, in the contract's order: validate, resolve model and provider,
- * check the context window, log, call the adapter, answer as JSON or as a chunk stream.
+ * A completion, in the contract's order: validate, resolve model and provider, expand tools,
+ * check the context window, log, load the conversation, reserve tokens; then answer as JSON or
+ * as a chunk stream, through the plain path or the tool loop.
  */
 @Injectable()
 export class CompletionsService {
@@ -69,29 +71,78 @@ export class CompletionsService {
   constructor(
     private readonly catalog: ProviderCatalogService,
     private readonly adapters: AdapterRegistry,
+    private readonly tools: ToolRegistry,
+    private readonly conversations: ConversationsService,
+    private readonly balances: BalanceService,
+    private readonly loop: ToolLoop,
+    private readonly upstreamCalls: UpstreamCalls,
+    private readonly finalizer: CompletionFinalizer,
+    @Inject(APP_CONFIG) private readonly config: AppConfig,
   ) {}
 
-  prepare(
+  async prepare(
     ctx: TenantContext,
     tenant: TenantConfig,
     body: unknown,
     headers: CompletionHeaders,
-  ): PreparedCompletion {
+  ): Promise<PreparedCompletion> {
     const request = validateChatRequest(body);
     const target = this.catalog.resolve(tenant, {
       model: request.upstream.model || undefined,
       providerId: request.parley.providerId ?? headers.providerId,
     });
-    let upstream = dropUnsupportedControls(request.upstream, target);
-    upstream = {
-      ...upstream,
+    const expansion = this.tools.expand(request.toolNames, request.upstream.tools ?? []);
+    let upstream: UpstreamChatRequest = {
+      ...dropUnsupportedControls(request.upstream, target),
       model: target.model.id,
-      messages: applySystemPrompt(upstream.messages, request.parley.systemPrompt),
+      messages: applySystemPrompt(request.upstream.messages, request.parley.systemPrompt),
     };
-    const promptSize = checkContextWindow(upstream, target.model.contextLength);
+    if (expansion.tools.length > 0) upstream.tools = expansion.tools;
+    else delete upstream.tools;
+    const contextLength = target.model.contextLength;
+    let promptSize = checkContextWindow(upstream, contextLength);
+
     const id = newCompletionId();
     for (const warning of request.warnings) this.logger.warn(`${ctx.tenantId}:${id} ${warning}`);
     this.logger.log(`Processing chat completion for ${ctx.tenantId}:${id}`);
+
+    let conversation: PreparedCompletion['conversation'];
+    if (this.config.persistence) {
+      const turn = await this.conversations.startTurn(ctx, {
+        conversationId: request.parley.conversationId ?? headers.conversationId,
+        model: target.model.id,
+        providerId: target.provider.id,
+        systemPrompt: request.parley.systemPrompt,
+        activeSystemPromptId: request.parley.activeSystemPromptId,
+        toolsEnabled: expansion.serverSide.size > 0,
+        activeTools: [...expansion.serverSide],
+        hints: { ...request.parley.hints },
+        newMessages: request.upstream.messages,
+      });
+      conversation = { ...turn, assistantMessageId: this.conversations.newMessageId() };
+      upstream = { ...upstream, messages: turn.history };
+      if (turn.history.length > request.upstream.messages.length)
+        promptSize = checkContextWindow(upstream, contextLength);
+      // A Responses provider that keeps its answers continues from the last one: only the new turn goes.
+      const { provider } = target;
+      if (
+        provider.kind === 'responses' &&
+        provider.storeResponses &&
+        turn.lastAssistantResponseId &&
+        !upstream.previous_response_id
+      ) {
+        const system = turn.history[0]?.role === 'system' ? [turn.history[0]] : [];
+        const fresh = request.upstream.messages.filter((m) => m.role !== 'system' && m.role !== 'developer');
+        upstream = {
+          ...upstream,
+          previous_response_id: turn.lastAssistantResponseId,
+          messages: [...system, ...fresh],
+        };
+      }
+    }
+
+    const budget = promptSize.completionBudget || Math.max(0, contextLength - promptSize.promptTokens);
+    const reservation = await this.balances.reserve(ctx, promptSize.promptTokens + budget, id);
     const stream = request.stream ?? tenant.settings.stream_default ?? false;
     return {
       ctx,
@@ -104,28 +155,73 @@ export class CompletionsService {
       stream,
       providerStream: stream && request.parley.providerStream !== false,
       promptSize,
+      tools: { serverSide: expansion.serverSide },
+      conversation,
+      reservation,
     };
   }
 
-  async complete(prepared: PreparedCompletion, signal: AbortSignal): Promise<ChatCompletion> {
-    const completion = await prepared.adapter.complete(prepared.upstream, prepared.target, signal);
-    return normalizeCompletion(completion, prepared.id);
+  async complete(p: PreparedCompletion, signal: AbortSignal): Promise<CompletionAnswer> {
+    const recorder = new TurnRecorder();
+    let status: TurnStatus = 'incomplete';
+    try {
+      let answer: CompletionAnswer;
+      if (p.tools.serverSide.size > 0) {
+        const { completion, toolEvents } = await this.loop.complete(p, recorder, signal);
+        answer = { ...completion, tool_events: toolEvents };
+      } else {
+        const completion = await this.upstreamCalls.complete(p, p.upstream.messages, signal);
+        recorder.observeCompletion(completion);
+        answer = normalizeCompletion(completion, p.id);
+      }
+      status = 'complete';
+      const block = this.conversationBlock(p, recorder);
+      return block ? { ...answer, _conversation: block } : answer;
+    } finally {
+      this.finalizer.finish(p, recorder, status);
+    }
   }
 
-  /** The chunks the client receives, in order; errors are ParleyErrors. */
-  stream(prepared: PreparedCompletion, signal: AbortSignal): Observable<ChatCompletionChunk> {
-    const rewrite = createStreamRewriter({ id: prepared.id, includeUsage: prepared.request.includeUsage });
-    const upstream$ = prepared.providerStream
-      ? prepared.adapter.stream(prepared.upstream, prepared.target, signal)
-      : from(prepared.adapter.complete(prepared.upstream, prepared.target, signal)).pipe(
-          mergeMap((completion) => {
-            const head: ChunkHead = { id: prepared.id, created: prepared.created, model: completion.model };
-            return from(completionToChunks(head, normalizeCompletion(completion, prepared.id)));
-          }),
-        );
-    return upstream$.pipe(
-      map(rewrite),
-      filter((chunk): chunk is ChatCompletionChunk => chunk !== null),
+  /**
+   * The chunks the client receives, in the contract's order: on the plain path `_conversation`
+   * first (released with the upstream's first chunk, so an early failure keeps its status); on
+   * the tool path after the final chunk.
+   */
+  stream(p: PreparedCompletion, signal: AbortSignal): Observable<ChatCompletionChunk> {
+    const recorder = new TurnRecorder();
+    const head: ChunkHead = { id: p.id, created: p.created, model: p.target.model.id };
+    const conversation$ = defer(() => {
+      const block = this.conversationBlock(p, recorder);
+      return block ? of(conversationChunk(head, block)) : EMPTY;
+    });
+    let answer$: Observable<ChatCompletionChunk>;
+    if (p.tools.serverSide.size > 0) {
+      answer$ = concat(from(this.loop.stream(p, recorder, signal)), conversation$);
+    } else {
+      const rewrite = createStreamRewriter({ id: p.id, includeUsage: p.request.includeUsage });
+      answer$ = this.upstreamCalls.chunks(p, p.upstream.messages, signal).pipe(
+        tap((chunk) => recorder.observeChunk(chunk)),
+        map(rewrite),
+        filter((chunk): chunk is ChatCompletionChunk => chunk !== null),
+        concatMap((chunk, i) => (i === 0 ? concat(conversation$, of(chunk)) : of(chunk))),
+      );
+    }
+    let status: TurnStatus = 'incomplete';
+    return answer$.pipe(
+      tap({ complete: () => (status = 'complete') }),
+      finalize(() => this.finalizer.finish(p, recorder, status)),
     );
+  }
+
+  private conversationBlock(p: PreparedCompletion, recorder: TurnRecorder): ConversationBlock | undefined {
+    const turn = p.conversation;
+    if (!turn) return undefined;
+    // The seq the final assistant message gets: after every tool-loop step this turn stores.
+    const stepMessages = recorder.steps.reduce((n, step) => n + 1 + step.toolMessages.length, 0);
+    return this.conversations.conversationBlock(turn.conversation, {
+      userMessageId: turn.userMessageId,
+      assistantMessageId: turn.assistantMessageId,
+      seq: turn.seq + stepMessages + 1,
+    });
   }
 }

@@ -31,6 +31,8 @@ export interface AppConfig {
   openaiApiKey?: string;
   defaultModel?: string;
   persistence: boolean;
+  /** Name new conversations with a short extra call to the same provider. */
+  conversationTitles: boolean;
   logFormat: LogFormat;
   logLevel: LogLevel;
   bodyLimitBytes: number;
@@ -150,6 +152,7 @@ export function loadConfig(env: Env): AppConfig {
     openaiApiKey: str(env, 'OPENAI_API_KEY'),
     defaultModel: str(env, 'DEFAULT_MODEL'),
     persistence: persistence === 'on' || persistence === 'true',
+    conversationTitles: oneOf(env, 'CONVERSATION_TITLES', ['on', 'off'] as const, 'on') === 'on',
     logFormat: oneOf(env, 'LOG_FORMAT', ['text', 'json'] as const, 'text'),
     logLevel: oneOf(env, 'LOG_LEVEL', ['debug', 'info', 'warn', 'error'] as const, 'info'),
     bodyLimitBytes: int(env, 'BODY_LIMIT_BYTES', 32 * 1024 * 1024, 1024),

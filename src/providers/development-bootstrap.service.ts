@@ -4,6 +4,7 @@ import type { Repository } from 'typeorm';
 import { signHs256 } from '../auth/dev-token.js';
 import type { AppConfig } from '../config/app-config.js';
 import { APP_CONFIG } from '../config/config.module.js';
+import { BalanceService } from '../quota/balance/balance.service.js';
 import { TenantsService } from '../tenants/tenants.service.js';
 import { ProviderEntity } from './entities/provider.entity.js';
 import { baseUrlProblem } from './provider-url.js';
@@ -18,10 +19,13 @@ const CONTEXT_LENGTH = 128_000;
 const MODELS_FETCH_TIMEOUT_MS = 2000;
 const MAX_LISTED_MODELS = 200;
 
+const DEV_BALANCE = 1_000_000;
+
 /**
  * Development conveniences at start-up, idempotent across restarts:
  * - no JWT_SECRET (development): a `default` tenant with `dev-user` as a member, and a ready-made
- *   token for that user printed to the log (signed with the generated secret);
+ *   token for that user printed to the log (signed with the generated secret), and a token
+ *   balance for that user;
  * - OPENAI_BASE_URL set: a `default` tenant with a provider on that URL.
  */
 @Injectable()
@@ -33,6 +37,7 @@ export class DevelopmentBootstrapService implements OnApplicationBootstrap {
     private readonly tenants: TenantsService,
     private readonly providers: ProvidersService,
     @InjectRepository(ProviderEntity) private readonly providerRows: Repository<ProviderEntity>,
+    private readonly balances: BalanceService,
   ) {}
 
   async onApplicationBootstrap(): Promise<void> {
@@ -40,6 +45,7 @@ export class DevelopmentBootstrapService implements OnApplicationBootstrap {
     if (this.config.jwtSecretGenerated && this.config.jwtSecret && this.config.nodeEnv !== 'production') {
       await this.tenants.ensureTenant(DEFAULT_TENANT_ID, 'Default');
       await this.tenants.ensureMember(DEFAULT_TENANT_ID, DEV_USER_ID);
+      await this.ensureDevBalance();
       const now = Math.floor(Date.now() / 1000);
       const token = signHs256(
         { sub: DEV_USER_ID, tenant_id: DEFAULT_TENANT_ID, iat: now, exp: now + DEV_TOKEN_TTL_S },
@@ -51,6 +57,24 @@ export class DevelopmentBootstrapService implements OnApplicationBootstrap {
       this.logger.log(
         `Development token for user "${DEV_USER_ID}" in tenant "${DEFAULT_TENANT_ID}" (valid until this process stops): ${token}`,
       );
+    }
+  }
+
+  /** Balances are enforced: give the development user enough to try things right away. */
+  private async ensureDevBalance(): Promise<void> {
+    try {
+      const balance = await this.balances.get(DEFAULT_TENANT_ID, DEV_USER_ID);
+      if (balance < DEV_BALANCE / 2) {
+        await this.balances.adjust(
+          DEFAULT_TENANT_ID,
+          DEV_USER_ID,
+          DEV_BALANCE - balance,
+          'development top-up',
+          'bootstrap',
+        );
+      }
+    } catch (e) {
+      this.logger.warn(`Could not top up the development user's token balance: ${(e as Error).message}`);
     }
   }
 

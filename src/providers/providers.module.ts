@@ -2,6 +2,7 @@ import { Module } from '@nestjs/common';
 import { DiscoveryModule } from '@nestjs/core';
 import { TypeOrmModule } from '@nestjs/typeorm';
 import { AuthModule } from '../auth/auth.module.js';
+import { QuotaModule } from '../quota/quota.module.js';
 import { TenantEntity } from '../tenants/entities/tenant.entity.js';
 import { TenantsModule } from '../tenants/tenants.module.js';
 import { AdapterRegistry } from './adapter-registry.service.js';
@@ -26,6 +27,7 @@ import { ResponsesAdapter } from './responses/responses.adapter.js';
   imports: [
     AuthModule,
     TenantsModule,
+    QuotaModule,
     DiscoveryModule,
     TypeOrmModule.forFeature([ProviderEntity, TenantEntity]),
   ],

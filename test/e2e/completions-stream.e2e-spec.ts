@@ -50,7 +50,14 @@ describe('POST /v1/chat/completions (SSE)', () => {
     expect(res.payloads.at(-1)).toBe('[DONE]');
     expectStreamConforms(res.payloads);
 
-    const body = chunks(res.payloads);
+    // The contract's plain order: `_conversation` (a chunk with no choices), deltas, final, [DONE].
+    const [first] = chunks(res.payloads);
+    expect(first).toMatchObject({
+      object: 'chat.completion.chunk',
+      choices: [],
+      _conversation: { id: expect.any(String) },
+    });
+    const body = chunks(res.payloads).slice(1);
     expect(body[0].choices[0].delta.role).toBe('assistant');
     expect(text(res.payloads)).toBe('One two three');
     expect(body.at(-1)!.choices[0].finish_reason).toBe('stop');
@@ -94,7 +101,7 @@ describe('POST /v1/chat/completions (SSE)', () => {
     expect(sim.lastRequest()!.stream).toBe(false);
     expectStreamConforms(res.payloads);
     expect(text(res.payloads)).toBe('Whole answer');
-    expect(chunks(res.payloads)[0].choices[0].delta.role).toBe('assistant');
+    expect(chunks(res.payloads)[1].choices[0].delta.role).toBe('assistant');
     expect(chunks(res.payloads).at(-1)!.usage).toMatchObject({ total_tokens: 6 });
     expect(res.payloads.at(-1)).toBe('[DONE]');
   });

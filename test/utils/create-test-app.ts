@@ -1,3 +1,4 @@
+import type { DynamicModule, Type } from '@nestjs/common';
 import type { NestExpressApplication } from '@nestjs/platform-express';
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
@@ -25,6 +26,11 @@ export interface TestAppGroup {
 }
 
 type Env = Record<string, string | undefined>;
+
+export interface TestAppOptions {
+  /** Modules to load beside Parley's own (e.g. a test module with its own tools). */
+  extraModules?: Array<Type | DynamicModule>;
+}
 
 /** A throw-away database on the real server named by DATABASE_URL, dropped again on close. */
 async function createScratchDatabase(adminUrl: string): Promise<{ url: string; drop: () => Promise<void> }> {
@@ -57,14 +63,20 @@ function baseEnv(overrides: Env): Env {
     REDIS_URL: process.env.REDIS_URL,
     STREAM_FIRST_EVENT_WAIT_MS: '2000',
     SHUTDOWN_GRACE_MS: '1000',
+    // A title call would take the simulator's next scripted answer; the tests that name
+    // conversations turn it back on.
+    CONVERSATION_TITLES: 'off',
     ...overrides,
   };
 }
 
-async function startOne(env: Env): Promise<TestApp> {
+async function startOne(env: Env, options: TestAppOptions): Promise<TestApp> {
   const config = loadConfig(env);
   const logs: string[] = [];
-  const app = await createParleyApp(config, { logSink: (line) => logs.push(line.trimEnd()) });
+  const app = await createParleyApp(config, {
+    logSink: (line) => logs.push(line.trimEnd()),
+    extraModules: options.extraModules,
+  });
   const port = await listen(app, 0, '127.0.0.1');
   return { app, config, url: `http://127.0.0.1:${port}`, logs, close: () => app.close() };
 }
@@ -73,7 +85,11 @@ async function startOne(env: Env): Promise<TestApp> {
  * Starts `count` Parley instances that share one database and one store (as a deployment behind a
  * load balancer would). On the embedded defaults the database is the first instance's PGlite.
  */
-export async function createTestApps(count: number, overrides: Env = {}): Promise<TestAppGroup> {
+export async function createTestApps(
+  count: number,
+  overrides: Env = {},
+  options: TestAppOptions = {},
+): Promise<TestAppGroup> {
   const prefix = `parley-test-${randomBytes(4).toString('hex')}:`;
   const scratch = process.env.DATABASE_URL
     ? await createScratchDatabase(process.env.DATABASE_URL)
@@ -81,9 +97,9 @@ export async function createTestApps(count: number, overrides: Env = {}): Promis
   const env = baseEnv({ STORE_KEY_PREFIX: prefix, DATABASE_URL: scratch?.url, ...overrides });
   const apps: TestApp[] = [];
   try {
-    apps.push(await startOne(env));
+    apps.push(await startOne(env, options));
     const sharedUrl = scratch?.url ?? apps[0].app.get(EmbeddedPostgresHolder).url;
-    for (let i = 1; i < count; i++) apps.push(await startOne({ ...env, DATABASE_URL: sharedUrl }));
+    for (let i = 1; i < count; i++) apps.push(await startOne({ ...env, DATABASE_URL: sharedUrl }, options));
   } catch (e) {
     await Promise.allSettled(apps.map((a) => a.close()));
     await scratch?.drop();
@@ -100,8 +116,8 @@ export async function createTestApps(count: number, overrides: Env = {}): Promis
 }
 
 /** One Parley instance on its own database and store prefix. */
-export async function createTestApp(overrides: Env = {}): Promise<TestApp> {
-  const group = await createTestApps(1, overrides);
+export async function createTestApp(overrides: Env = {}, options: TestAppOptions = {}): Promise<TestApp> {
+  const group = await createTestApps(1, overrides, options);
   const [only] = group.apps;
   return { ...only, close: () => group.close() };
 }

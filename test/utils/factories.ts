@@ -48,6 +48,25 @@ export interface TenantSetupOptions {
   apiKey?: string | null;
   tenant?: Record<string, unknown>;
   provider?: Record<string, unknown>;
+  /** The member's token balance (balances are enforced by default); null: none given. */
+  balance?: number | null;
+}
+
+export const DEFAULT_TEST_BALANCE = 10_000_000;
+
+/** Gives a user tokens through the admin API. */
+export async function topUpBalance(
+  t: TestApp,
+  tenantId: string,
+  userId: string,
+  delta: number,
+): Promise<number> {
+  const res = await admin(t).post(`/admin/tenants/${tenantId}/users/${userId}/balance`, {
+    delta,
+    reason: 'test',
+  });
+  expect(res.status, JSON.stringify(res.body)).toBe(200);
+  return res.body.balance as number;
 }
 
 export function admin(t: TestApp) {
@@ -88,6 +107,8 @@ export async function setupTenant(t: TestApp, options: TenantSetupOptions): Prom
   expect(provider.status, JSON.stringify(provider.body)).toBe(201);
   const member = await api.put(`/admin/tenants/${tenantId}/members/${userId}`, { role: 'member' });
   expect(member.status, JSON.stringify(member.body)).toBeLessThan(300);
+  if (options.balance !== null)
+    await topUpBalance(t, tenantId, userId, options.balance ?? DEFAULT_TEST_BALANCE);
   return {
     tenantId,
     providerId: provider.body.id,
@@ -105,5 +126,6 @@ export async function addMember(
   const userId = uniqueId('user');
   const res = await admin(t).put(`/admin/tenants/${tenantId}/members/${userId}`, { role: 'member' });
   expect(res.status).toBeLessThan(300);
+  await topUpBalance(t, tenantId, userId, DEFAULT_TEST_BALANCE);
   return { userId, token: signToken({ sub: userId, tenant_id: tenantId, ...claims }) };
 }

@@ -115,3 +115,33 @@ export function addUsage(
     ...(cached > 0 ? { prompt_tokens_details: { cached_tokens: cached } } : {}),
   };
 }
+
+/** Parley's conversation block rides on a chunk with no choices, so OpenAI clients skip it. */
+export function conversationChunk(head: ChunkHead, conversation: object): ChatCompletionChunk {
+  return chunk(head, [], { _conversation: conversation });
+}
+
+/** The tool loop's consolidated tool calls: whole calls, each with its `index`. */
+export function toolCallsChunk(
+  head: ChunkHead,
+  calls: ReadonlyArray<{ index: number; id: string; name: string; arguments: string }>,
+): ChatCompletionChunk {
+  const deltas = calls.map((c) => ({
+    index: c.index,
+    id: c.id,
+    type: 'function' as const,
+    function: { name: c.name, arguments: c.arguments },
+  }));
+  return chunk(head, [deltaChoice({ tool_calls: deltas })]);
+}
+
+export interface ToolOutputPayload {
+  tool_call_id: string;
+  name: string;
+  output: string;
+}
+
+/** A server-side tool's result, as an extra key of `delta` (OpenAI clients ignore it). */
+export function toolOutputChunk(head: ChunkHead, output: ToolOutputPayload): ChatCompletionChunk {
+  return chunk(head, [deltaChoice({ tool_output: output } as Delta)]);
+}

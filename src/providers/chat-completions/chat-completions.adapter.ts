@@ -15,6 +15,13 @@ function isChunk(value: unknown): value is ChatCompletionChunk {
   return typeof value === 'object' && value !== null && Array.isArray((value as ChatCompletionChunk).choices);
 }
 
+/** Why a call was cut short: the caller's own reason (e.g. an inactivity timeout) when it gave one. */
+function abortError(signal: AbortSignal): ParleyError {
+  return signal.reason instanceof ParleyError
+    ? signal.reason
+    : new ParleyError('upstream_error', 'The provider call was aborted.');
+}
+
 /** `previous_response_id` only means something on the Responses wire. */
 function chatBody(request: UpstreamChatRequest): Omit<UpstreamChatRequest, 'previous_response_id'> {
   if (request.previous_response_id === undefined) return request;
@@ -43,7 +50,7 @@ export class ChatCompletionsAdapter implements ProviderAdapter {
         { signal },
       );
     } catch (e) {
-      throw toUpstreamError(e);
+      throw signal.aborted ? abortError(signal) : toUpstreamError(e);
     }
     if (!isCompletion(result)) {
       throw new ParleyError('upstream_error', 'The provider sent an answer that is not a chat completion.');
@@ -75,7 +82,7 @@ export class ChatCompletionsAdapter implements ProviderAdapter {
             { signal: abort.signal },
           );
           for await (const chunk of stream as AsyncIterable<unknown>) {
-            if (abort.signal.aborted) return;
+            if (abort.signal.aborted) break;
             if (!isChunk(chunk))
               throw new ParleyError(
                 'upstream_error',
@@ -84,7 +91,8 @@ export class ChatCompletionsAdapter implements ProviderAdapter {
             if (chunk.choices.some((c) => c.finish_reason)) finished = true;
             subscriber.next(chunk);
           }
-          if (abort.signal.aborted) return;
+          // After an unsubscribe nothing is delivered; an abort from the caller's signal is an error.
+          if (abort.signal.aborted) return subscriber.error(abortError(signal));
           // The SDK ends quietly when the body stops early: no finish_reason means a cut stream.
           if (!finished) {
             throw new ParleyError(
@@ -94,8 +102,7 @@ export class ChatCompletionsAdapter implements ProviderAdapter {
           }
           subscriber.complete();
         } catch (e) {
-          if (abort.signal.aborted) return;
-          subscriber.error(toUpstreamError(e));
+          subscriber.error(abort.signal.aborted ? abortError(signal) : toUpstreamError(e));
         }
       };
       void run();
