@@ -161,6 +161,11 @@ async function main(): Promise<void> {
       headers: adminHeaders,
       body: JSON.stringify({ role: 'member' }),
     });
+    await json(`${base}/admin/tenants/bench/users/bench-user/balance`, {
+      method: 'POST',
+      headers: adminHeaders,
+      body: JSON.stringify({ delta: 900_000_000_000, reason: 'benchmark' }),
+    });
     const token = jwt.sign({ sub: 'bench-user', tenant_id: 'bench' }, SECRET, {
       algorithm: 'HS256',
       expiresIn: '2h',

@@ -1,5 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import OpenAI from 'openai';
+import { createHttpFetch } from './http-fetch.js';
 import type { ResolvedProvider } from './provider.types.js';
 
 /**
@@ -9,6 +10,7 @@ import type { ResolvedProvider } from './provider.types.js';
 @Injectable()
 export class OpenAiClientFactory {
   private readonly clients = new Map<string, { version: string; client: OpenAI }>();
+  private readonly fetch = createHttpFetch();
 
   clientFor(provider: ResolvedProvider): OpenAI {
     const cached = this.clients.get(provider.id);
@@ -19,6 +21,7 @@ export class OpenAiClientFactory {
       timeout: provider.timeoutMs,
       maxRetries: 0,
       defaultHeaders: provider.headers,
+      fetch: this.fetch,
     });
     this.clients.set(provider.id, { version: provider.version, client });
     return client;
