@@ -47,7 +47,7 @@ describe(createHttpFetch.name, () => {
     const res = await sut(`${base}/stream`);
     const reader = res.body!.getReader();
     const first = await reader.read();
-    expect(Buffer.from(first.value!).toString()).toBe('data: 1\n\n');
+    expect(Buffer.from(first.value).toString()).toBe('data: 1\n\n');
     let rest = '';
     for (let r = await reader.read(); !r.done; r = await reader.read())
       rest += Buffer.from(r.value).toString();
