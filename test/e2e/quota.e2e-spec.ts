@@ -1,15 +1,7 @@
-import { Controller, HttpCode, Module, Post, UseGuards } from '@nestjs/common';
+import { createServer } from 'node:net';
 import request from 'supertest';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ParleyError } from '../../src/common/errors/parley-error.js';
-import { TokenBalanceGuard } from '../../src/quota/balance/token-balance.guard.js';
-import { TokenLedgerService } from '../../src/quota/ledger/token-ledger.service.js';
-import { fakeHttp } from '../../src/quota/quota-test-kit.contract.js';
-import { QuotaModule } from '../../src/quota/quota.module.js';
-import { StoreThrottlerStorage } from '../../src/quota/rate-limit/store-throttler.storage.js';
-import { TenantRateLimitGuard } from '../../src/quota/rate-limit/tenant-rate-limit.guard.js';
-import { TenantAccessGuard } from '../../src/tenants/tenant-access.guard.js';
-import { TenantConfigService } from '../../src/tenants/tenant-config.service.js';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { expectConforms, expectStreamConforms } from '../utils/conformance.js';
 import {
   createTestApp,
   createTestApps,
@@ -18,420 +10,691 @@ import {
   type TestAppGroup,
 } from '../utils/create-test-app.js';
 import { expectErrorEnvelope } from '../utils/expect-error.js';
-import { admin, signToken } from '../utils/factories.js';
+import { addMember, admin, setupTenant, signToken, type TenantSetup } from '../utils/factories.js';
 import {
   balanceOf,
-  balances,
   createQuotaTenant,
+  ledgerOf,
   ledgerSum,
   setTokenQuota,
-  tenantContext,
   topUp,
-  withQuotaModule,
+  waitForLedgerRows,
+  type LedgerRow,
 } from '../utils/quota.js';
+import { sseRequest } from '../utils/sse-client.js';
 import { TcpProxy } from '../utils/tcp-proxy.js';
+import { UpstreamSimulator, type SimAnswer } from '../utils/upstream-simulator.js';
 
-/**
- * A stand-in for the completion route until it is wired to the quota guards: the same guards, in
- * the pipeline's order, on a tenant-scoped POST.
+/*
+ * Issue 5 end to end: the per-tenant rate limit and the per-user token balance on the real
+ * completion route, with the upstream simulator as the provider.
+ *
+ * The reservation a completion makes is "prompt tokens (a bound from the byte length) + the completion
+ * budget". Every request here sets `max_tokens`, so one request's reservation is a fixed number for a
+ * given body; the tests read it from the ledger (the `reservation` row) where they need it exactly.
  */
-@Controller()
-@UseGuards(TenantAccessGuard, TenantRateLimitGuard, TokenBalanceGuard)
-class QuotaProbeController {
-  @Post(['v1/quota-probe', ':tenantId/v1/quota-probe'])
-  @HttpCode(200)
-  probe(): { ok: true } {
-    return { ok: true };
-  }
+
+const MAX_TOKENS = 100;
+const COMPLETIONS = '/v1/chat/completions';
+const RATE_HEADERS = [
+  'x-ratelimit-limit-requests',
+  'x-ratelimit-remaining-requests',
+  'x-ratelimit-reset-requests',
+] as const;
+
+function ask(extra: Record<string, unknown> = {}, content = 'How many tokens is this?') {
+  return { messages: [{ role: 'user', content }], max_tokens: MAX_TOKENS, ...extra };
 }
 
-@Module({ imports: [QuotaModule], controllers: [QuotaProbeController] })
-class QuotaProbeModule {}
+/** A parsed JSON body, as loosely typed as supertest's `res.body`. */
+type JsonBody = request.Response['body'];
 
-withQuotaModule(QuotaProbeModule);
+/** What the client got: the JSON body (JSON answers and errors) or the SSE payloads. */
+interface Answer {
+  status: number;
+  headers: Headers;
+  /** Parsed JSON body, when the answer is JSON. */
+  body?: JsonBody;
+  /** SSE payloads (`[DONE]` kept), when the answer is a stream. */
+  payloads?: unknown[];
+}
 
-const balancePath = (tenantId: string, userId: string) =>
-  `/admin/tenants/${tenantId}/users/${userId}/balance`;
-
-/** Runs a guard as the completion route will, after the auth and tenant guards. */
-async function runGuard(
+async function post(
   t: TestApp,
-  guard: TenantRateLimitGuard | TokenBalanceGuard,
-  tenantId: string,
-  userId: string,
-): Promise<{ ok: boolean; error?: ParleyError; headers: Record<string, string> }> {
-  const tenant = await t.app.get(TenantConfigService).get(tenantId);
-  const http = fakeHttp(tenant!, userId);
-  try {
-    await guard.canActivate(http.context);
-    return { ok: true, headers: http.headers };
-  } catch (e) {
-    if (!(e instanceof ParleyError)) throw e;
-    return { ok: false, error: e, headers: http.headers };
+  token: string,
+  body: Record<string, unknown>,
+  path = COMPLETIONS,
+): Promise<Answer> {
+  const res = await sseRequest(`${t.url}${path}`, { token, body });
+  if (res.headers.get('content-type')?.startsWith('text/event-stream')) {
+    expectStreamConforms(res.payloads);
+    return { status: res.status, headers: res.headers, payloads: res.payloads };
   }
+  const json: JsonBody = JSON.parse(res.text);
+  if (res.status === 200) expectConforms('CreateChatCompletionResponse', json);
+  else expectConforms('ErrorResponse', json);
+  return { status: res.status, headers: res.headers, body: json };
 }
 
-describe('quota: admin balance routes', () => {
+function expectError(answer: Answer, status: number, code: string, message?: string): void {
+  expect(answer.body, JSON.stringify(answer.payloads)).toBeDefined();
+  expectErrorEnvelope({ status: answer.status, body: answer.body } as request.Response, status, code);
+  if (message !== undefined) expect(answer.body!.error.message).toBe(message);
+}
+
+/** The usage the client saw: `usage` of a JSON answer, or of a stream's usage chunk. */
+function usageOf(answer: Answer): Record<string, unknown> | undefined {
+  if (answer.body) return answer.body.usage as Record<string, unknown> | undefined;
+  const chunk = answer.payloads!.find(
+    (p): p is { usage: Record<string, unknown> } =>
+      typeof p === 'object' && p !== null && 'usage' in p && p.usage != null,
+  );
+  return chunk?.usage;
+}
+
+/** An OpenAI duration (`1m0s`, `59.5s`, `250ms`) in milliseconds; NaN when it is not one. */
+function durationMs(value: string | null): number {
+  const ms = /^(\d+)ms$/.exec(value ?? '');
+  if (ms) return Number(ms[1]);
+  const m = /^(?:(\d+)h)?(?:(\d+)m)?(\d+(?:\.\d+)?)s$/.exec(value ?? '');
+  if (!m) return NaN;
+  return (Number(m[1] ?? 0) * 3600 + Number(m[2] ?? 0) * 60 + Number(m[3])) * 1000;
+}
+
+function expectRateHeaders(answer: Answer, limit: number, remaining: number, windowS: number): void {
+  expect(answer.headers.get('x-ratelimit-limit-requests')).toBe(String(limit));
+  expect(answer.headers.get('x-ratelimit-remaining-requests')).toBe(String(remaining));
+  const reset = answer.headers.get('x-ratelimit-reset-requests');
+  expect(reset).toMatch(/^(\d+ms|(\d+h)?(\d+m)?\d+(\.\d+)?s)$/);
+  expect(durationMs(reset)).toBeGreaterThan(0);
+  expect(durationMs(reset)).toBeLessThanOrEqual(windowS * 1000);
+}
+
+const byReason = (rows: LedgerRow[], reason: LedgerRow['reason']) => rows.filter((r) => r.reason === reason);
+const sum = (values: number[]) => values.reduce((a, b) => a + b, 0);
+
+/** A port nothing listens on. */
+async function closedPort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as { port: number };
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
+}
+
+describe('quota in one instance', () => {
   let t: TestApp;
+  let sim: UpstreamSimulator;
 
   beforeAll(async () => {
-    t = await createTestApp();
+    sim = await UpstreamSimulator.start();
+    // A disconnected stream is aborted and settled at once (no resume grace period).
+    t = await createTestApp({ RESUME_GRACE_MS: '0' });
   });
   afterAll(async () => {
     await t?.close();
+    await sim?.stop();
+  });
+  beforeEach(() => sim.reset());
+
+  const tenantWith = (options: Partial<Parameters<typeof setupTenant>[1]> = {}) =>
+    setupTenant(t, { baseUrl: sim.baseUrl, ...options });
+
+  describe('the admin balance routes', () => {
+    const balancePath = (tenantId: string, userId: string) =>
+      `/admin/tenants/${tenantId}/users/${userId}/balance`;
+
+    it('answers 0 for a user who never had tokens', async () => {
+      const { tenantId, userId } = await createQuotaTenant(t);
+      const res = await admin(t).get(balancePath(tenantId, userId));
+      expect(res.status).toBe(200);
+      expect(res.body).toEqual({ balance: 0 });
+    });
+
+    it('tops up and deducts whole tokens, and the ledger sums to the balance', async () => {
+      const { tenantId, userId } = await createQuotaTenant(t);
+      const res = await admin(t).post(balancePath(tenantId, userId), { delta: 1000, reason: 'welcome' });
+      expect(res.status).toBe(200);
+      expect(res.body).toEqual({ balance: 1000 });
+      expect(await topUp(t, tenantId, userId, -250)).toBe(750);
+      expect(await balanceOf(t, tenantId, userId)).toBe(750);
+      expect(await ledgerSum([t], tenantId, userId)).toBe(750);
+    });
+
+    it('stops a deduction at zero and records the shortfall in the ledger', async () => {
+      const { tenantId, userId } = await createQuotaTenant(t);
+      await topUp(t, tenantId, userId, 40);
+      expect(await topUp(t, tenantId, userId, -100, 'correction')).toBe(0);
+      const rows = await ledgerOf([t], tenantId, userId);
+      expect(rows).toHaveLength(3);
+      expect(rows).toEqual(
+        expect.arrayContaining([
+          expect.objectContaining({
+            reason: 'admin_adjustment',
+            delta: 40,
+            balance_after: 40,
+            actor: 'admin-token',
+          }),
+          expect.objectContaining({
+            reason: 'admin_adjustment',
+            delta: -40,
+            balance_after: 0,
+            note: 'correction',
+          }),
+          expect.objectContaining({ reason: 'shortfall', delta: 0, balance_after: 0, shortfall: 60 }),
+        ]),
+      );
+      expect(await ledgerSum([t], tenantId, userId)).toBe(0);
+    });
+
+    it.each([
+      ['a fraction', { delta: 1.5 }],
+      ['a string', { delta: '5' }],
+      ['missing', {}],
+      ['too large', { delta: 1e13 }],
+    ])('answers 400 invalid_value naming delta when it is %s', async (_what, body) => {
+      const { tenantId, userId } = await createQuotaTenant(t);
+      const res = await admin(t).post(balancePath(tenantId, userId), body);
+      expectErrorEnvelope(res, 400, 'invalid_value', 'delta');
+      expect(await balanceOf(t, tenantId, userId)).toBe(0);
+    });
+
+    it('answers 400 for unknown fields and a bad ledger limit', async () => {
+      const { tenantId, userId } = await createQuotaTenant(t);
+      expectErrorEnvelope(
+        await admin(t).post(balancePath(tenantId, userId), { delta: 1, extra: true }),
+        400,
+        'invalid_value',
+      );
+      expectErrorEnvelope(
+        await admin(t).get(`/admin/tenants/${tenantId}/users/${userId}/ledger?limit=0`),
+        400,
+        'invalid_value',
+        'limit',
+      );
+    });
+
+    it('answers 404 for a tenant that does not exist', async () => {
+      expectErrorEnvelope(await admin(t).get(balancePath('no-such-tenant', 'u')), 404, 'not_found');
+      expectErrorEnvelope(
+        await admin(t).post(balancePath('no-such-tenant', 'u'), { delta: 5 }),
+        404,
+        'not_found',
+      );
+      expectErrorEnvelope(
+        await admin(t).get('/admin/tenants/no-such-tenant/users/u/ledger'),
+        404,
+        'not_found',
+      );
+    });
+
+    it('needs an admin: 401 without a token, 403 for a user', async () => {
+      const { tenantId, userId } = await createQuotaTenant(t);
+      expectErrorEnvelope(await request(t.url).get(balancePath(tenantId, userId)), 401, 'invalid_token');
+      const user = signToken({ sub: userId, tenant_id: tenantId });
+      const res = await request(t.url)
+        .post(balancePath(tenantId, userId))
+        .set('Authorization', `Bearer ${user}`)
+        .send({ delta: 1000 });
+      expectErrorEnvelope(res, 403, 'forbidden');
+    });
+
+    it('pages the ledger, newest first', async () => {
+      const { tenantId, userId } = await createQuotaTenant(t);
+      for (const delta of [1, 2, 3]) await topUp(t, tenantId, userId, delta);
+      const res = await admin(t).get(`/admin/tenants/${tenantId}/users/${userId}/ledger?limit=2`);
+      expect(res.status).toBe(200);
+      expect(res.body.has_more).toBe(true);
+      expect(res.body.data).toHaveLength(2);
+    });
+
+    it('documents the routes in the OpenAPI document', async () => {
+      const res = await request(t.url).get('/docs-json');
+      const paths = Object.keys(res.body.paths as object);
+      expect(paths).toEqual(
+        expect.arrayContaining([
+          '/admin/tenants/{tenantId}/users/{userId}/balance',
+          '/admin/tenants/{tenantId}/users/{userId}/ledger',
+        ]),
+      );
+    });
   });
 
-  it('answers 0 for a user who never had tokens', async () => {
-    const { tenantId, userId } = await createQuotaTenant(t);
-    const res = await admin(t).get(balancePath(tenantId, userId));
-    expect(res.status).toBe(200);
-    expect(res.body).toEqual({ balance: 0 });
+  describe('the rate limit', () => {
+    it('lets ten requests pass and answers the eleventh 429, with the headers on every answer', async () => {
+      const tenant = await tenantWith({ tenant: { rate_limit: { requests: 10, window_s: 60 } } });
+      const answers: Answer[] = [];
+      for (let i = 0; i < 10; i++) {
+        // Every other one streamed: the headers ride on the SSE answer too.
+        answers.push(await post(t, tenant.token, ask({ stream: i % 2 === 1 })));
+      }
+      answers.forEach((answer, i) => {
+        expect(answer.status).toBe(200);
+        expectRateHeaders(answer, 10, 9 - i, 60);
+        if (i % 2 === 1) {
+          expect(answer.headers.get('content-type')).toMatch(/^text\/event-stream/);
+          expect(answer.payloads!.at(-1)).toBe('[DONE]');
+        } else {
+          expect(answer.body!.object).toBe('chat.completion');
+        }
+      });
+      // One window: the time to its end only goes down.
+      const resets = answers.map((a) => durationMs(a.headers.get('x-ratelimit-reset-requests')));
+      expect(resets).toEqual([...resets].sort((a, b) => b - a));
+
+      for (const stream of [false, true]) {
+        const refused = await post(t, tenant.token, ask({ stream }));
+        expectError(refused, 429, 'rate_limit_exceeded', 'Rate limit exceeded');
+        expectRateHeaders(refused, 10, 0, 60);
+        expect(refused.headers.get('retry-after')).toMatch(/^\d+$/);
+        expect(Number(refused.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
+        expect(Number(refused.headers.get('retry-after'))).toBeLessThanOrEqual(60);
+      }
+      expect(sim.requestCount).toBe(10);
+
+      // The limit is the tenant's: another member is refused as well...
+      const colleague = await addMember(t, tenant.tenantId);
+      expectError(await post(t, colleague.token, ask()), 429, 'rate_limit_exceeded', 'Rate limit exceeded');
+      // ...also on the tenant-in-path route.
+      expectError(
+        await post(t, colleague.token, ask(), `/${tenant.tenantId}${COMPLETIONS}`),
+        429,
+        'rate_limit_exceeded',
+      );
+      expect(sim.requestCount).toBe(10);
+
+      // ...and another tenant is not affected (it has the default limit).
+      const other = await tenantWith();
+      const answer = await post(t, other.token, ask());
+      expect(answer.status).toBe(200);
+      expectRateHeaders(
+        answer,
+        t.config.defaultRateLimitRequests,
+        t.config.defaultRateLimitRequests - 1,
+        t.config.defaultRateLimitWindowS,
+      );
+    });
+
+    it('applies a limit set with PATCH /admin/tenants/:id at once', async () => {
+      const tenant = await tenantWith();
+      expect((await post(t, tenant.token, ask())).status).toBe(200);
+      const patched = await admin(t).patch(`/admin/tenants/${tenant.tenantId}`, {
+        rate_limit: { requests: 2, window_s: 30 },
+      });
+      expect(patched.status, JSON.stringify(patched.body)).toBe(200);
+      // A new window (a new limit), counted from its first request.
+      const first = await post(t, tenant.token, ask());
+      const second = await post(t, tenant.token, ask({ stream: true }));
+      const third = await post(t, tenant.token, ask());
+      expect([first.status, second.status]).toEqual([200, 200]);
+      expectRateHeaders(first, 2, 1, 30);
+      expectRateHeaders(second, 2, 0, 30);
+      expectError(third, 429, 'rate_limit_exceeded', 'Rate limit exceeded');
+      expect(Number(third.headers.get('retry-after'))).toBeLessThanOrEqual(30);
+    });
+
+    it('answers 401 and 403 before the quota checks, without rate limit headers', async () => {
+      const tenant = await tenantWith();
+      const anonymous = await request(t.url).post(`/${tenant.tenantId}${COMPLETIONS}`).send(ask());
+      expectErrorEnvelope(anonymous, 401, 'invalid_token');
+      const stranger = signToken({ sub: 'stranger' });
+      const denied = await post(t, stranger, ask(), `/${tenant.tenantId}${COMPLETIONS}`);
+      expectError(denied, 403, 'tenant_access_denied');
+      for (const name of RATE_HEADERS) expect(denied.headers.get(name)).toBeNull();
+      expect(sim.requestCount).toBe(0);
+    });
   });
 
-  it('tops up and deducts whole tokens, and the ledger sums to the balance', async () => {
-    const { tenantId, userId } = await createQuotaTenant(t);
-    const res = await admin(t).post(balancePath(tenantId, userId), { delta: 1000, reason: 'welcome' });
-    expect(res.status).toBe(200);
-    expect(res.body).toEqual({ balance: 1000 });
-    expect(await topUp(t, tenantId, userId, -250)).toBe(750);
-    expect(await balanceOf(t, tenantId, userId)).toBe(750);
-    expect(await ledgerSum([t], tenantId, userId)).toBe(750);
+  describe('the token balance', () => {
+    it('answers 429 below one token, before the body is validated, and passes once topped up', async () => {
+      const tenant = await tenantWith({ balance: null });
+      const poor = await post(t, tenant.token, ask());
+      expectError(poor, 429, 'insufficient_tokens', 'Insufficient tokens');
+      expectRateHeaders(
+        poor,
+        t.config.defaultRateLimitRequests,
+        t.config.defaultRateLimitRequests - 1,
+        t.config.defaultRateLimitWindowS,
+      );
+      // An invalid body is not even looked at, streamed or not.
+      expectError(
+        await post(t, tenant.token, { messages: 'not a list' }),
+        429,
+        'insufficient_tokens',
+        'Insufficient tokens',
+      );
+      expectError(await post(t, tenant.token, ask({ stream: true })), 429, 'insufficient_tokens');
+      expect(sim.requestCount).toBe(0);
+
+      expect(await topUp(t, tenant.tenantId, tenant.userId, 1000)).toBe(1000);
+      sim.enqueue({ kind: 'text', text: 'Paid for.', usage: { prompt_tokens: 9, completion_tokens: 3 } });
+      const paid = await post(t, tenant.token, ask());
+      expect(paid.status).toBe(200);
+      expect(paid.body!.usage).toMatchObject({ total_tokens: 12 });
+      // Now the body is validated.
+      const invalid = await post(t, tenant.token, { messages: 'not a list' });
+      expectError(invalid, 400, 'invalid_value');
+      expect(invalid.body!.error.param).toBe('messages');
+
+      await waitForLedgerRows([t], tenant.tenantId, tenant.userId, 'settlement', 1);
+      expect(await balanceOf(t, tenant.tenantId, tenant.userId)).toBe(988);
+    });
+
+    it('goes ahead with what is left, charges the usage without going below zero, then refuses', async () => {
+      const tenant = await tenantWith({ balance: 30 });
+      sim.enqueue({ kind: 'text', text: 'Costly.', usage: { prompt_tokens: 20, completion_tokens: 55 } });
+      const answer = await post(t, tenant.token, ask());
+      expect(answer.status).toBe(200);
+      expect(answer.body!.usage).toMatchObject({ total_tokens: 75 });
+
+      const rows = await waitForLedgerRows([t], tenant.tenantId, tenant.userId, 'settlement', 1);
+      expect(await balanceOf(t, tenant.tenantId, tenant.userId)).toBe(0);
+      const id = answer.body!.id as string;
+      expect(byReason(rows, 'reservation')).toEqual([
+        expect.objectContaining({ delta: -30, balance_after: 0, completion_id: id }),
+      ]);
+      expect(byReason(rows, 'settlement')).toEqual([
+        expect.objectContaining({ delta: 0, balance_after: 0, completion_id: id }),
+      ]);
+      expect(byReason(rows, 'shortfall')).toEqual([
+        expect.objectContaining({ delta: 0, shortfall: 45, completion_id: id }),
+      ]);
+      expect(sum(rows.map((r) => r.delta))).toBe(0);
+
+      expectError(await post(t, tenant.token, ask()), 429, 'insufficient_tokens', 'Insufficient tokens');
+      expect(sim.requestCount).toBe(1);
+    });
+
+    it('needs no balance when the tenant has no token quota', async () => {
+      const tenant = await tenantWith({ balance: null, tenant: { settings: { token_quota: false } } });
+      expect((await post(t, tenant.token, ask())).status).toBe(200);
+      await setTokenQuota(t, tenant.tenantId, true);
+      expectError(await post(t, tenant.token, ask()), 429, 'insufficient_tokens');
+      expect(await ledgerOf([t], tenant.tenantId, tenant.userId)).toEqual([]);
+    });
   });
 
-  it('stops a deduction at zero and records the shortfall in the ledger', async () => {
-    const { tenantId, userId } = await createQuotaTenant(t);
-    await topUp(t, tenantId, userId, 40);
-    expect(await topUp(t, tenantId, userId, -100, 'correction')).toBe(0);
-    const ledger = await admin(t).get(`/admin/tenants/${tenantId}/users/${userId}/ledger`);
-    expect(ledger.status).toBe(200);
-    expect(ledger.body).toMatchObject({ object: 'list', has_more: false });
-    expect(ledger.body.data).toHaveLength(3);
-    expect(ledger.body.data).toEqual(
-      expect.arrayContaining([
-        expect.objectContaining({
-          reason: 'admin_adjustment',
-          delta: 40,
-          balance_after: 40,
-          actor: 'admin-token',
-        }),
-        expect.objectContaining({
-          reason: 'admin_adjustment',
-          delta: -40,
-          balance_after: 0,
-          note: 'correction',
-        }),
-        expect.objectContaining({ reason: 'shortfall', delta: 0, balance_after: 0, shortfall: 60 }),
-      ]),
+  describe('settlement', () => {
+    let tenant: TenantSetup;
+    const BALANCE = 10_000;
+
+    beforeEach(async () => {
+      tenant = await tenantWith({ balance: BALANCE });
+    });
+
+    /** Waits for the release of the only completion and checks that the balance is back where it was. */
+    async function expectReleased(): Promise<void> {
+      const rows = await waitForLedgerRows([t], tenant.tenantId, tenant.userId, 'release', 1);
+      const [reservation] = byReason(rows, 'reservation');
+      expect(reservation.delta).toBeLessThan(-MAX_TOKENS);
+      expect(byReason(rows, 'release')).toEqual([
+        expect.objectContaining({ delta: -reservation.delta, balance_after: BALANCE }),
+      ]);
+      expect(byReason(rows, 'settlement')).toEqual([]);
+      expect(await balanceOf(t, tenant.tenantId, tenant.userId)).toBe(BALANCE);
+      expect(await ledgerSum([t], tenant.tenantId, tenant.userId)).toBe(BALANCE);
+    }
+
+    it.each([false, true])(
+      'leaves the balance unchanged when the provider answers 500 (stream: %s)',
+      async (stream) => {
+        sim.enqueue({ kind: 'error', status: 500, message: 'upstream is down' });
+        const answer = await post(t, tenant.token, ask({ stream }));
+        expectError(answer, 502, 'upstream_error');
+        expect(sim.requestCount).toBe(1);
+        await expectReleased();
+      },
     );
-    expect(await ledgerSum([t], tenantId, userId)).toBe(0);
-  });
 
-  it.each([
-    ['a fraction', { delta: 1.5 }],
-    ['a string', { delta: '5' }],
-    ['missing', {}],
-    ['too large', { delta: 1e13 }],
-  ])('answers 400 invalid_value naming delta when it is %s', async (_what, body) => {
-    const { tenantId, userId } = await createQuotaTenant(t);
-    const res = await admin(t).post(balancePath(tenantId, userId), body);
-    expectErrorEnvelope(res, 400, 'invalid_value', 'delta');
-    expect(await balanceOf(t, tenantId, userId)).toBe(0);
-  });
-
-  it('answers 400 for unknown fields and a bad ledger limit', async () => {
-    const { tenantId, userId } = await createQuotaTenant(t);
-    expectErrorEnvelope(
-      await admin(t).post(balancePath(tenantId, userId), { delta: 1, extra: true }),
-      400,
-      'invalid_value',
+    it.each([false, true])(
+      'leaves the balance unchanged when the provider cannot be reached (stream: %s)',
+      async (stream) => {
+        const unreachable = await admin(t).post(`/admin/tenants/${tenant.tenantId}/providers`, {
+          name: 'nowhere',
+          kind: 'chat_completions',
+          base_url: `http://127.0.0.1:${await closedPort()}/v1`,
+          api_key: 'sk-test-key',
+          default_model: 'sim-small',
+          models: [{ id: 'sim-small', context_length: 8192 }],
+        });
+        expect(unreachable.status, JSON.stringify(unreachable.body)).toBe(201);
+        const answer = await post(t, tenant.token, ask({ stream, provider_id: unreachable.body.id }));
+        expectError(answer, 502, 'upstream_error');
+        await expectReleased();
+      },
     );
-    expectErrorEnvelope(
-      await admin(t).get(`/admin/tenants/${tenantId}/users/${userId}/ledger?limit=0`),
-      400,
-      'invalid_value',
-      'limit',
-    );
-  });
 
-  it('answers 404 for a tenant that does not exist', async () => {
-    expectErrorEnvelope(await admin(t).get(balancePath('no-such-tenant', 'u')), 404, 'not_found');
-    expectErrorEnvelope(
-      await admin(t).post(balancePath('no-such-tenant', 'u'), { delta: 5 }),
-      404,
-      'not_found',
-    );
-    expectErrorEnvelope(await admin(t).get('/admin/tenants/no-such-tenant/users/u/ledger'), 404, 'not_found');
-  });
+    it('charges what the provider reported, streamed or not', async () => {
+      sim.enqueue(
+        { kind: 'text', text: 'JSON answer.', usage: { prompt_tokens: 14, completion_tokens: 6 } },
+        { kind: 'text', text: 'A streamed answer.', usage: { prompt_tokens: 14, completion_tokens: 17 } },
+      );
+      const json = await post(t, tenant.token, ask());
+      // The provider is asked for usage on streams even when the client does not ask for it.
+      const streamed = await post(t, tenant.token, ask({ stream: true }));
+      expect(usageOf(json)).toMatchObject({ prompt_tokens: 14, completion_tokens: 6, total_tokens: 20 });
+      expect(usageOf(streamed)).toBeUndefined();
+      expect(sim.requests[1].body).toMatchObject({ stream: true, stream_options: { include_usage: true } });
 
-  it('needs an admin: 401 without a token, 403 for a user', async () => {
-    const { tenantId, userId } = await createQuotaTenant(t);
-    expectErrorEnvelope(await request(t.url).get(balancePath(tenantId, userId)), 401, 'invalid_token');
-    const user = signToken({ sub: userId, tenant_id: tenantId });
-    const res = await request(t.url)
-      .post(balancePath(tenantId, userId))
-      .set('Authorization', `Bearer ${user}`)
-      .send({ delta: 1000 });
-    expectErrorEnvelope(res, 403, 'forbidden');
-  });
+      const rows = await waitForLedgerRows([t], tenant.tenantId, tenant.userId, 'settlement', 2);
+      expect(await balanceOf(t, tenant.tenantId, tenant.userId)).toBe(BALANCE - 20 - 31);
+      expect(await ledgerSum([t], tenant.tenantId, tenant.userId)).toBe(BALANCE - 51);
+      const settled = byReason(rows, 'settlement').map((r) => r.meta?.actual);
+      expect(settled.sort((a, b) => Number(a) - Number(b))).toEqual([20, 31]);
+    });
 
-  it('pages the ledger, newest first', async () => {
-    const { tenantId, userId } = await createQuotaTenant(t);
-    for (const delta of [1, 2, 3]) await topUp(t, tenantId, userId, delta);
-    const res = await admin(t).get(`/admin/tenants/${tenantId}/users/${userId}/ledger?limit=2`);
-    expect(res.status).toBe(200);
-    expect(res.body.has_more).toBe(true);
-    expect(res.body.data).toHaveLength(2);
-  });
+    it('reserves for the history of a continued conversation too', async () => {
+      const answer = 'A first answer long enough to make the second prompt clearly longer than the first.';
+      sim.enqueue(
+        { kind: 'text', text: answer, usage: { prompt_tokens: 14, completion_tokens: 16 } },
+        { kind: 'text', text: 'Second.', usage: { prompt_tokens: 40, completion_tokens: 2 } },
+      );
+      const first = await post(t, tenant.token, ask());
+      expect(first.status).toBe(200);
+      const conversationId = first.body!._conversation.id as string;
+      const second = await post(t, tenant.token, ask({ conversation_id: conversationId }));
+      expect(second.status).toBe(200);
+      expect(second.body!._conversation.id).toBe(conversationId);
+      expect(sim.requests[1].body.messages).toHaveLength(3);
 
-  it('documents the routes in the OpenAPI document', async () => {
-    const res = await request(t.url).get('/docs-json');
-    const paths = Object.keys(res.body.paths as object);
-    expect(paths).toEqual(
-      expect.arrayContaining([
-        '/admin/tenants/{tenantId}/users/{userId}/balance',
-        '/admin/tenants/{tenantId}/users/{userId}/ledger',
-      ]),
-    );
+      const rows = await waitForLedgerRows([t], tenant.tenantId, tenant.userId, 'settlement', 2);
+      const reservedFor = (id: string) =>
+        -sum(
+          byReason(rows, 'reservation')
+            .filter((r) => r.completion_id === id)
+            .map((r) => r.delta),
+        );
+      // The same new message, plus the stored history (the first question and answer).
+      const [firstReserved, secondReserved] = [reservedFor(first.body!.id), reservedFor(second.body!.id)];
+      expect(firstReserved).toBeGreaterThan(MAX_TOKENS);
+      expect(secondReserved).toBeGreaterThan(firstReserved + 10);
+      expect(await balanceOf(t, tenant.tenantId, tenant.userId)).toBe(BALANCE - 30 - 42);
+      expect(await ledgerSum([t], tenant.tenantId, tenant.userId)).toBe(BALANCE - 72);
+    });
+
+    it('charges only the partial usage when the client disconnects mid-stream', async () => {
+      sim.enqueue({ kind: 'stall', text: 'one two three four five six seven', afterChunks: 3 });
+      const abort = new AbortController();
+      const res = await fetch(`${t.url}${COMPLETIONS}`, {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${tenant.token}` },
+        body: JSON.stringify(ask({ stream: true })),
+        signal: abort.signal,
+      });
+      expect(res.status).toBe(200);
+      expect(res.headers.get('x-ratelimit-limit-requests')).toBe(String(t.config.defaultRateLimitRequests));
+      const reader = res.body!.getReader();
+      const decoder = new TextDecoder();
+      let text = '';
+      while (!text.includes('three')) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        text += decoder.decode(value, { stream: true });
+      }
+      expect(text).toContain('three');
+      const during = await balanceOf(t, tenant.tenantId, tenant.userId);
+      abort.abort();
+      await sim.waitForAborted(1);
+
+      // Settled once the generation is aborted: the balance goes back up from the reservation.
+      await expect
+        .poll(() => balanceOf(t, tenant.tenantId, tenant.userId), { timeout: 10_000, interval: 50 })
+        .toBeGreaterThan(during);
+      const rows = await waitForLedgerRows([t], tenant.tenantId, tenant.userId, 'settlement', 1);
+      const [reservation] = byReason(rows, 'reservation');
+      const [settlement] = byReason(rows, 'settlement');
+      const debit = BALANCE - (await balanceOf(t, tenant.tenantId, tenant.userId));
+      expect(during).toBe(BALANCE + reservation.delta);
+      expect(debit).toBeGreaterThan(0);
+      expect(debit).toBeLessThan(-reservation.delta);
+      // Counted by Parley (the provider reported nothing): the prompt plus "one two three".
+      expect(settlement).toMatchObject({ completion_id: reservation.completion_id });
+      expect(settlement.meta).toMatchObject({ counted: true, actual: debit });
+      expect(await ledgerSum([t], tenant.tenantId, tenant.userId)).toBe(BALANCE - debit);
+    });
   });
 });
 
-describe('quota: BalanceService and the guards in one instance', () => {
-  let t: TestApp;
-
-  beforeAll(async () => {
-    t = await createTestApp({ MAX_RESERVATION_TOKENS: '500' });
-  });
-  afterAll(async () => {
-    await t?.close();
-  });
-
-  it('reserves, settles and releases, and the ledger in the database sums to the balance', async () => {
-    const { tenantId, userId } = await createQuotaTenant(t);
-    const ctx = tenantContext(tenantId, userId);
-    await topUp(t, tenantId, userId, 1000);
-    const sut = balances(t);
-    const a = await sut.reserve(ctx, 2000, 'chatcmpl-a'); // capped at MAX_RESERVATION_TOKENS
-    expect(a).toMatchObject({ reserved: 500, enforced: true });
-    const b = await sut.reserve(ctx, 100, 'chatcmpl-b');
-    expect(await balanceOf(t, tenantId, userId)).toBe(400);
-    expect(await sut.settle(a, 120, { model: 'sim-small' })).toMatchObject({
-      status: 'settled',
-      charged: 120,
-    });
-    expect(await sut.release(b)).toMatchObject({ status: 'settled', charged: 0 });
-    expect(await sut.settle(a, 120)).toMatchObject({ status: 'already_settled' });
-    expect(await balanceOf(t, tenantId, userId)).toBe(880);
-    expect(await ledgerSum([t], tenantId, userId)).toBe(880);
-  });
-
-  it('goes ahead with what is left, charges beyond it never below zero, and refuses at zero', async () => {
-    const { tenantId, userId } = await createQuotaTenant(t);
-    const ctx = tenantContext(tenantId, userId);
-    await topUp(t, tenantId, userId, 30);
-    const sut = balances(t);
-    const r = await sut.reserve(ctx, 100, 'chatcmpl-1');
-    expect(r.reserved).toBe(30);
-    expect(await sut.settle(r, 75)).toEqual({ status: 'settled', charged: 30, shortfall: 45, balance: 0 });
-    await expect(sut.reserve(ctx, 1, 'chatcmpl-2')).rejects.toMatchObject({
-      status: 429,
-      code: 'insufficient_tokens',
-      message: 'Insufficient tokens',
-    });
-    expect(await ledgerSum([t], tenantId, userId)).toBe(0);
-  });
-
-  it('enforces nothing for a tenant with settings.token_quota false', async () => {
-    const { tenantId, userId } = await createQuotaTenant(t);
-    const ctx = tenantContext(tenantId, userId);
-    await expect(balances(t).reserve(ctx, 10, 'chatcmpl-x')).rejects.toMatchObject({
-      code: 'insufficient_tokens',
-    });
-    expect((await runGuard(t, t.app.get(TokenBalanceGuard), tenantId, userId)).error?.code).toBe(
-      'insufficient_tokens',
-    );
-    await setTokenQuota(t, tenantId, false);
-    await expect
-      .poll(async () => (await balances(t).reserve(ctx, 10, `chatcmpl-${Date.now()}`)).enforced)
-      .toBe(false);
-    expect((await runGuard(t, t.app.get(TokenBalanceGuard), tenantId, userId)).ok).toBe(true);
-  });
-
-  it('TokenBalanceGuard: 429 below one token, through once topped up', async () => {
-    const { tenantId, userId } = await createQuotaTenant(t);
-    const guard = t.app.get(TokenBalanceGuard);
-    const refused = await runGuard(t, guard, tenantId, userId);
-    expect(refused.error).toMatchObject({
-      status: 429,
-      code: 'insufficient_tokens',
-      message: 'Insufficient tokens',
-    });
-    await topUp(t, tenantId, userId, 1);
-    expect((await runGuard(t, guard, tenantId, userId)).ok).toBe(true);
-  });
-
-  it('TenantRateLimitGuard: the tenant limit, its headers, then 429 with Retry-After', async () => {
-    const { tenantId, userId } = await createQuotaTenant(t, { rate_limit: { requests: 3, window_s: 20 } });
-    const guard = t.app.get(TenantRateLimitGuard);
-    const results = [];
-    for (let i = 0; i < 4; i++) results.push(await runGuard(t, guard, tenantId, userId));
-    expect(results.map((r) => r.ok)).toEqual([true, true, true, false]);
-    expect(results.map((r) => r.headers['x-ratelimit-remaining-requests'])).toEqual(['2', '1', '0', '0']);
-    expect(results[0].headers['x-ratelimit-limit-requests']).toBe('3');
-    expect(results[0].headers['x-ratelimit-reset-requests']).toMatch(/^(1\d|20|\d)(\.\d+)?s$/);
-    expect(results[3].error).toMatchObject({
-      status: 429,
-      code: 'rate_limit_exceeded',
-      message: 'Rate limit exceeded',
-    });
-    expect(Number(results[3].error!.headers['Retry-After'])).toBeGreaterThanOrEqual(1);
-    expect(Number(results[3].error!.headers['Retry-After'])).toBeLessThanOrEqual(20);
-  });
-
-  it('never lets 50 concurrent reservations spend more than the balance', async () => {
-    const { tenantId, userId } = await createQuotaTenant(t);
-    await topUp(t, tenantId, userId, 1000);
-    const ctx = tenantContext(tenantId, userId);
-    const outcomes = await Promise.allSettled(
-      Array.from({ length: 50 }, (_, i) => balances(t).reserve(ctx, 100, `chatcmpl-c${i}`)),
-    );
-    expect(outcomes.filter((o) => o.status === 'fulfilled')).toHaveLength(10);
-    expect(await balanceOf(t, tenantId, userId)).toBe(0);
-    expect(await ledgerSum([t], tenantId, userId)).toBe(0);
-  });
-});
-
-describe('quota: the guards on a route, over HTTP', () => {
-  let t: TestApp;
-
-  beforeAll(async () => {
-    t = await createTestApp();
-  });
-  afterAll(async () => {
-    await t?.close();
-  });
-
-  it('answers in the pipeline order, with the rate limit headers on every answer', async () => {
-    const { tenantId, userId } = await createQuotaTenant(t, { rate_limit: { requests: 2, window_s: 30 } });
-    const token = signToken({ sub: userId, tenant_id: tenantId });
-    const call = () =>
-      request(t.url).post('/v1/quota-probe').set('Authorization', `Bearer ${token}`).send({});
-
-    const poor = await call();
-    expectErrorEnvelope(poor, 429, 'insufficient_tokens', null);
-    expect(poor.body.error.message).toBe('Insufficient tokens');
-    expect(poor.headers).toMatchObject({
-      'x-ratelimit-limit-requests': '2',
-      'x-ratelimit-remaining-requests': '1',
-    });
-    expect(poor.headers['x-ratelimit-reset-requests']).toMatch(/^\d+(\.\d+)?s$/);
-
-    await topUp(t, tenantId, userId, 10);
-    const ok = await call();
-    expect(ok.status).toBe(200);
-    expect(ok.headers['x-ratelimit-remaining-requests']).toBe('0');
-
-    const limited = await call();
-    expectErrorEnvelope(limited, 429, 'rate_limit_exceeded', null);
-    expect(limited.body.error.message).toBe('Rate limit exceeded');
-    expect(Number(limited.headers['retry-after'])).toBeGreaterThanOrEqual(1);
-    expect(Number(limited.headers['retry-after'])).toBeLessThanOrEqual(30);
-    expect(limited.headers['x-ratelimit-remaining-requests']).toBe('0');
-
-    // Another tenant is not affected; a tenant without a token quota needs no balance.
-    const free = await createQuotaTenant(t, { settings: { token_quota: false } });
-    const freeToken = signToken({ sub: free.userId, tenant_id: free.tenantId });
-    const res = await request(t.url)
-      .post(`/${free.tenantId}/v1/quota-probe`)
-      .set('Authorization', `Bearer ${freeToken}`)
-      .send({});
-    expect(res.status).toBe(200);
-    expect(res.headers['x-ratelimit-limit-requests']).toBe(String(t.config.defaultRateLimitRequests));
-  });
-
-  it('still answers 401 and 403 before the quota guards, without rate limit headers', async () => {
-    const { tenantId } = await createQuotaTenant(t);
-    const anonymous = await request(t.url).post(`/${tenantId}/v1/quota-probe`).send({});
-    expectErrorEnvelope(anonymous, 401, 'invalid_token');
-    const stranger = signToken({ sub: 'stranger' });
-    const denied = await request(t.url)
-      .post(`/${tenantId}/v1/quota-probe`)
-      .set('Authorization', `Bearer ${stranger}`)
-      .send({});
-    expectErrorEnvelope(denied, 403, 'tenant_access_denied');
-    expect(denied.headers['x-ratelimit-limit-requests']).toBeUndefined();
-  });
-});
-
-describe.skipIf(!hasRedis)('quota: two instances on one Redis', () => {
+describe(`quota across ${hasRedis ? 'two instances on one Redis' : 'one instance (no Redis)'}`, () => {
   let group: TestAppGroup;
-  let a: TestApp;
-  let b: TestApp;
+  let apps: TestApp[];
+  let sim: UpstreamSimulator;
+  const on = (i: number) => apps[i % apps.length];
 
   beforeAll(async () => {
-    group = await createTestApps(2);
-    [a, b] = group.apps;
+    sim = await UpstreamSimulator.start();
+    group = await createTestApps(hasRedis ? 2 : 1);
+    apps = group.apps;
   });
   afterAll(async () => {
     await group?.close();
+    await sim?.stop();
+  });
+  beforeEach(() => sim.reset());
+
+  it('lets exactly N of 3N concurrent requests of one tenant through', async () => {
+    const n = 10;
+    const tenant = await setupTenant(apps[0], {
+      baseUrl: sim.baseUrl,
+      tenant: { rate_limit: { requests: n, window_s: 60 } },
+    });
+    const answers = await Promise.all(
+      Array.from({ length: 3 * n }, (_, i) => post(on(i), tenant.token, ask({ stream: i % 3 === 0 }))),
+    );
+    const passed = answers.filter((a) => a.status === 200);
+    const refused = answers.filter((a) => a.status !== 200);
+    expect(passed).toHaveLength(n);
+    expect(refused).toHaveLength(2 * n);
+    for (const a of refused) expectError(a, 429, 'rate_limit_exceeded', 'Rate limit exceeded');
+    const remaining = passed.map((a) => Number(a.headers.get('x-ratelimit-remaining-requests')));
+    expect(remaining.sort((a, b) => a - b)).toEqual(Array.from({ length: n }, (_, i) => i));
+    expect(sim.requestCount).toBe(n);
   });
 
-  it('50 concurrent reservations for 10 over both instances: exactly 10 succeed, ledger exact', async () => {
-    const { tenantId, userId } = await createQuotaTenant(a);
-    await topUp(b, tenantId, userId, 1000);
-    const ctx = tenantContext(tenantId, userId);
-    const outcomes = await Promise.allSettled(
-      Array.from({ length: 50 }, (_, i) => balances(i % 2 ? a : b).reserve(ctx, 100, `chatcmpl-m${i}`)),
-    );
-    const reserved = outcomes.flatMap((o) => (o.status === 'fulfilled' ? [o.value] : []));
-    const refused = outcomes.flatMap((o) => (o.status === 'rejected' ? [o.reason as ParleyError] : []));
-    expect(reserved).toHaveLength(10);
-    expect(refused.map((e) => e.code)).toEqual(Array(40).fill('insufficient_tokens'));
-    expect(await balanceOf(a, tenantId, userId)).toBe(0);
+  /**
+   * A user's balance of exactly ten reservations, 50 concurrent requests (half of them streamed) over
+   * every instance, and the provider reporting `usage(stream)` for each.
+   */
+  async function fiftyAtOnce(usage: (stream: boolean, reservation: number) => number) {
+    const tenant = await setupTenant(apps[0], { baseUrl: sim.baseUrl, balance: null });
+    // The reservation of one such request (prompt bound + max_tokens), as another member's ledger shows it.
+    const probe = await addMember(apps[0], tenant.tenantId);
+    expect((await post(apps[0], probe.token, ask())).status).toBe(200);
+    expect((await post(on(1), probe.token, ask({ stream: true }))).status).toBe(200);
+    const probeRows = await waitForLedgerRows(apps, tenant.tenantId, probe.userId, 'settlement', 2);
+    const reservations = byReason(probeRows, 'reservation').map((r) => -r.delta);
+    expect(reservations[0]).toBe(reservations[1]);
+    const reservation = reservations[0];
+    expect(reservation).toBeGreaterThan(MAX_TOKENS);
+    expect(reservation).toBeLessThan(MAX_TOKENS + 64);
 
-    // Settle them on either instance with various usages (refunds, extra, shortfalls).
-    const settled = await Promise.all(
-      reserved.map((r, i) => balances(i % 2 ? b : a).settle(r, [0, 40, 100, 130, 250][i % 5])),
-    );
-    const charged = settled.reduce((sum, s) => sum + s.charged, 0);
-    const balance = await balanceOf(b, tenantId, userId);
-    expect(balance).toBeGreaterThanOrEqual(0);
-    expect(balance).toBe(1000 - charged);
-    expect(await ledgerSum([a, b], tenantId, userId)).toBe(balance);
-  });
+    const balance = 10 * reservation;
+    await topUp(on(1), tenant.tenantId, tenant.userId, balance);
+    sim.reset();
+    const promptTokens = reservation - MAX_TOKENS;
+    sim.onRequest = (req): SimAnswer => ({
+      kind: 'text',
+      text: 'Part of the fifty.',
+      usage: {
+        prompt_tokens: promptTokens,
+        completion_tokens: usage(req.stream, reservation) - promptTokens,
+      },
+    });
 
-  it('the rate limit storage: 3N concurrent hits over both instances, exactly N within the limit', async () => {
-    const n = 20;
-    const key = `storage-${Date.now()}`;
-    const hits = await Promise.all(
-      Array.from({ length: 3 * n }, (_, i) =>
-        (i % 2 ? a : b).app.get(StoreThrottlerStorage).hit(key, 60_000),
+    // The balance, sampled while the requests run, never leaves [0, balance].
+    const samples: number[] = [];
+    let running = true;
+    const sampler = (async () => {
+      while (running)
+        samples.push(await balanceOf(apps[samples.length % apps.length], tenant.tenantId, tenant.userId));
+    })();
+    const answers = await Promise.all(
+      Array.from({ length: 50 }, (_, i) =>
+        post(
+          on(i),
+          tenant.token,
+          ask({ stream: i % 2 === 1, stream_options: i % 2 ? { include_usage: true } : undefined }),
+        ),
       ),
     );
-    expect(hits.filter((h) => h.hits <= n)).toHaveLength(n);
-    expect(hits.map((h) => h.hits).sort((x, y) => x - y)).toEqual(
-      Array.from({ length: 3 * n }, (_, i) => i + 1),
-    );
+    running = false;
+    await sampler;
+
+    const passed = answers.filter((a) => a.status === 200);
+    for (const a of answers.filter((x) => x.status !== 200)) {
+      expectError(a, 429, 'insufficient_tokens', 'Insufficient tokens');
+    }
+    // What the client saw is what the provider reported.
+    for (const a of passed) {
+      const stream = a.payloads !== undefined;
+      expect(usageOf(a)).toMatchObject({ total_tokens: usage(stream, reservation) });
+    }
+    expect(sim.requestCount).toBe(passed.length);
+    // A refused request leaves nothing behind: the user has one conversation per answer.
+    const conversations = await request(on(1).url)
+      .get('/v1/conversations?limit=100')
+      .set('Authorization', `Bearer ${tenant.token}`);
+    expect(conversations.status).toBe(200);
+    expect(conversations.body.data).toHaveLength(passed.length);
+
+    const rows = await waitForLedgerRows(apps, tenant.tenantId, tenant.userId, 'settlement', passed.length);
+    // Every change to the balance is in the ledger with the balance after it: never below zero.
+    expect(Math.min(...rows.map((r) => r.balance_after))).toBeGreaterThanOrEqual(0);
+    const final = await balanceOf(apps[0], tenant.tenantId, tenant.userId);
+    samples.push(final);
+    expect(Math.min(...samples)).toBeGreaterThanOrEqual(0);
+    expect(Math.max(...samples)).toBeLessThanOrEqual(balance);
+    expect(sum(rows.map((r) => r.delta))).toBe(final);
+    expect(await ledgerSum(apps, tenant.tenantId, tenant.userId)).toBe(final);
+    const settled = byReason(rows, 'settlement').map((r) => r.meta?.actual as number);
+    const reported = passed.map((a) => usageOf(a)!.total_tokens as number);
+    expect(settled.sort((a, b) => a - b)).toEqual(reported.sort((a, b) => a - b));
+    const shortfall = sum(byReason(rows, 'shortfall').map((r) => r.shortfall));
+    const spent = balance - final;
+    expect(spent).toBe(sum(reported) - shortfall);
+    return { passed: passed.length, spent, shortfall, balance, final, reservation };
+  }
+
+  it('50 concurrent requests that each use their whole budget: exactly 10 pass, the balance is spent', async () => {
+    const outcome = await fiftyAtOnce((_stream, reservation) => reservation);
+    expect(outcome).toMatchObject({ passed: 10, final: 0, shortfall: 0, spent: outcome.balance });
   });
 
-  it('the rate limit guard: 3N concurrent requests of one tenant over both instances, exactly N pass', async () => {
-    const n = 10;
-    const { tenantId, userId } = await createQuotaTenant(a, { rate_limit: { requests: n, window_s: 60 } });
-    const results = await Promise.all(
-      Array.from({ length: 3 * n }, (_, i) => {
-        const t = i % 2 ? a : b;
-        return runGuard(t, t.app.get(TenantRateLimitGuard), tenantId, userId);
-      }),
-    );
-    expect(results.filter((r) => r.ok)).toHaveLength(n);
-    expect(results.filter((r) => r.error?.code === 'rate_limit_exceeded')).toHaveLength(2 * n);
+  it('50 concurrent requests that use less: never below zero, only the reported usage is spent', async () => {
+    const outcome = await fiftyAtOnce((stream, reservation) => reservation - (stream ? 30 : 50));
+    expect(outcome.passed).toBeGreaterThanOrEqual(10);
+    expect(outcome.spent).toBeLessThanOrEqual(outcome.balance);
+    expect(outcome.final).toBeGreaterThanOrEqual(0);
   });
 });
 
 describe.skipIf(!hasRedis)('quota: a store outage', () => {
   let proxy: TcpProxy;
   let t: TestApp;
+  let sim: UpstreamSimulator;
 
   beforeAll(async () => {
+    sim = await UpstreamSimulator.start();
     proxy = await TcpProxy.start(process.env.REDIS_URL!);
     t = await createTestApp({ REDIS_URL: proxy.url(process.env.REDIS_URL!) });
   });
@@ -439,46 +702,47 @@ describe.skipIf(!hasRedis)('quota: a store outage', () => {
     await proxy?.resume();
     await t?.close();
     await proxy?.stop();
+    await sim?.stop();
   });
 
-  it('fails closed with 503, charges nothing twice, and recovers by itself', async () => {
-    const { tenantId, userId } = await createQuotaTenant(t);
-    const ctx = tenantContext(tenantId, userId);
-    await topUp(t, tenantId, userId, 100);
-    const sut = balances(t);
-    const running = await sut.reserve(ctx, 10, 'chatcmpl-before');
-
+  it('answers 503 while the store is down, charges nothing twice, and recovers by itself', async () => {
+    const balance = 1000;
+    const tenant = await setupTenant(t, { baseUrl: sim.baseUrl, balance });
+    const usage = { prompt_tokens: 10, completion_tokens: 5 };
+    // A completion running when the store goes away: it ends during the outage.
+    sim.enqueue({ kind: 'text', text: 'Finished during the outage.', usage, delayMs: 500 });
+    const running = post(t, tenant.token, ask({ stream: true, stream_options: { include_usage: true } }));
+    await sim.waitForRequests(1);
     await proxy.stop();
-    await expect(sut.reserve(ctx, 10, 'chatcmpl-during')).rejects.toMatchObject({
-      status: 503,
-      code: 'service_unavailable',
-    });
-    expect((await runGuard(t, t.app.get(TenantRateLimitGuard), tenantId, userId)).error?.code).toBe(
-      'service_unavailable',
-    );
-    expect((await runGuard(t, t.app.get(TokenBalanceGuard), tenantId, userId)).error?.code).toBe(
-      'service_unavailable',
-    );
-    expectErrorEnvelope(await admin(t).get(balancePath(tenantId, userId)), 503, 'service_unavailable');
+
+    const finished = await running;
+    expect(finished.status).toBe(200);
+    expect(usageOf(finished)).toMatchObject({ total_tokens: 15 });
+
+    for (const stream of [false, true]) {
+      const refused = await post(t, tenant.token, ask({ stream }));
+      expectError(refused, 503, 'service_unavailable');
+      expect(refused.headers.get('retry-after')).toBe('1');
+    }
     expectErrorEnvelope(
-      await admin(t).post(balancePath(tenantId, userId), { delta: 5 }),
+      await admin(t).get(`/admin/tenants/${tenant.tenantId}/users/${tenant.userId}/balance`),
       503,
       'service_unavailable',
     );
-    // The completion that was running settles once the store is back (it retries meanwhile).
-    const settling = sut.settle(running, 4);
-    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(sim.requestCount).toBe(1);
 
     await proxy.resume();
-    expect(await settling).toMatchObject({ status: 'settled', charged: 4, balance: 96 });
+    sim.setDefault({ kind: 'text', text: 'Back.', usage });
     await expect
-      .poll(async () => (await admin(t).get(balancePath(tenantId, userId))).status, { timeout: 5000 })
+      .poll(async () => (await post(t, tenant.token, ask())).status, { timeout: 10_000, interval: 100 })
       .toBe(200);
-    const after = await sut.reserve(ctx, 10, 'chatcmpl-after');
-    expect(after.reserved).toBe(10);
-    expect((await runGuard(t, t.app.get(TenantRateLimitGuard), tenantId, userId)).ok).toBe(true);
-    expect(await balanceOf(t, tenantId, userId)).toBe(86);
-    expect(await ledgerSum([t], tenantId, userId)).toBe(86);
-    expect(t.app.get(TokenLedgerService).pendingCount).toBe(0);
+    expect(sim.requestCount).toBe(2);
+
+    // Both completions settled exactly once, the first after the store came back.
+    const rows = await waitForLedgerRows([t], tenant.tenantId, tenant.userId, 'settlement', 2);
+    expect(byReason(rows, 'reservation')).toHaveLength(2);
+    expect(byReason(rows, 'release')).toEqual([]);
+    expect(await balanceOf(t, tenant.tenantId, tenant.userId)).toBe(balance - 30);
+    expect(await ledgerSum([t], tenant.tenantId, tenant.userId)).toBe(balance - 30);
   });
 });

@@ -1,35 +1,14 @@
-import type { DynamicModule, Type } from '@nestjs/common';
 import { expect } from 'vitest';
-import { AppModule } from '../../src/app.module.js';
-import type { TenantContext } from '../../src/common/context/request-context.js';
-import type { AppConfig } from '../../src/config/app-config.js';
-import { BalanceService } from '../../src/quota/balance/balance.service.js';
 import { TokenLedgerService } from '../../src/quota/ledger/token-ledger.service.js';
-import { QuotaModule } from '../../src/quota/quota.module.js';
 import type { TestApp } from './create-test-app.js';
 import { admin, uniqueId } from './factories.js';
 
-let quotaModuleAdded = false;
-
-/**
- * Makes sure the test apps of this test file include QuotaModule (and `extra` test-only modules).
- * Until AppModule imports QuotaModule (directly, or through CompletionsModule), this adds it to
- * AppModule's imports; once it is wired, the extra import is the same module and Nest keeps one
- * instance, so this is harmless. Call once, before createTestApp(s).
- */
-export function withQuotaModule(...extra: Type[]): void {
-  if (quotaModuleAdded) throw new Error('withQuotaModule() was already called in this test file');
-  quotaModuleAdded = true;
-  const forRoot = AppModule.forRoot.bind(AppModule);
-  AppModule.forRoot = (config: AppConfig): DynamicModule => {
-    const module = forRoot(config);
-    return { ...module, imports: [...(module.imports ?? []), QuotaModule, ...extra] };
-  };
-}
+const userPath = (tenantId: string, userId: string) =>
+  `/admin/tenants/${tenantId}/users/${encodeURIComponent(userId)}`;
 
 /** Adds (or with a negative delta, deducts) tokens through the admin API; returns the new balance. */
 export async function topUp(t: TestApp, tenantId: string, userId: string, delta: number, reason?: string) {
-  const res = await admin(t).post(`/admin/tenants/${tenantId}/users/${encodeURIComponent(userId)}/balance`, {
+  const res = await admin(t).post(`${userPath(tenantId, userId)}/balance`, {
     delta,
     ...(reason === undefined ? {} : { reason }),
   });
@@ -39,7 +18,7 @@ export async function topUp(t: TestApp, tenantId: string, userId: string, delta:
 
 /** The balance through the admin API. */
 export async function balanceOf(t: TestApp, tenantId: string, userId: string): Promise<number> {
-  const res = await admin(t).get(`/admin/tenants/${tenantId}/users/${encodeURIComponent(userId)}/balance`);
+  const res = await admin(t).get(`${userPath(tenantId, userId)}/balance`);
   expect(res.status, JSON.stringify(res.body)).toBe(200);
   return res.body.balance as number;
 }
@@ -65,13 +44,55 @@ export async function ledgerSum(apps: TestApp[], tenantId: string, userId: strin
   return apps[0].app.get(TokenLedgerService).sum(tenantId, userId);
 }
 
-/** The service-call context of a user in a tenant (as the tenant guard leaves it). */
-export function tenantContext(tenantId: string, userId: string): TenantContext {
-  return { tenantId, userId, claims: { sub: userId, tenant_id: tenantId }, isAdmin: false };
+/** A ledger row as the admin API shows it. */
+export interface LedgerRow {
+  id: string;
+  delta: number;
+  balance_after: number;
+  reason: 'admin_adjustment' | 'reservation' | 'settlement' | 'release' | 'shortfall';
+  shortfall: number;
+  completion_id: string | null;
+  actor: string | null;
+  note: string | null;
+  meta: Record<string, unknown> | null;
+  created_at: string;
 }
 
-export function balances(t: TestApp): BalanceService {
-  return t.app.get(BalanceService);
+/**
+ * A user's ledger (newest first, up to 1000 rows) through the admin API, after flushing every given
+ * instance's queue (each instance writes its own rows).
+ */
+export async function ledgerOf(apps: TestApp[], tenantId: string, userId: string): Promise<LedgerRow[]> {
+  await flushLedgers(...apps);
+  const res = await admin(apps[0]).get(`${userPath(tenantId, userId)}/ledger?limit=1000`);
+  expect(res.status, JSON.stringify(res.body)).toBe(200);
+  expect(res.body.has_more).toBe(false);
+  return res.body.data as LedgerRow[];
+}
+
+/**
+ * Waits until the user's ledger holds `count` rows of `reason` (settlements and releases are written
+ * after the answer went out) and returns the whole ledger.
+ */
+export async function waitForLedgerRows(
+  apps: TestApp[],
+  tenantId: string,
+  userId: string,
+  reason: LedgerRow['reason'],
+  count: number,
+  timeout = 10_000,
+): Promise<LedgerRow[]> {
+  let rows: LedgerRow[] = [];
+  await expect
+    .poll(
+      async () => {
+        rows = await ledgerOf(apps, tenantId, userId);
+        return rows.filter((r) => r.reason === reason).length;
+      },
+      { timeout, interval: 50 },
+    )
+    .toBe(count);
+  return rows;
 }
 
 export interface QuotaTenant {

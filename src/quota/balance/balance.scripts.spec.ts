@@ -6,9 +6,11 @@ import { balanceKey, reservationKey } from './balance-keys.js';
 import {
   adjustScript,
   BALANCE_SCRIPTS,
+  extendScript,
   reserveScript,
   settleScript,
   type AdjustReply,
+  type ExtendReply,
   type ReserveReply,
   type SettleReply,
 } from './balance.scripts.js';
@@ -56,7 +58,13 @@ describe.each(stores)('balance scripts on $name', (under) => {
         [actual, attempt, SETTLED_TTL_MS],
       );
     const adjust = (delta: number) => store.runScript<AdjustReply>(adjustScript.name, [bKey], [delta]);
-    return { tenantId, bKey, balanceNow, reserve, settle, adjust };
+    const extend = (completionId: string, extra: number) =>
+      store.runScript<ExtendReply>(
+        extendScript.name,
+        [bKey, reservationKey(tenantId, completionId)],
+        [extra, RESERVATION_TTL_MS],
+      );
+    return { tenantId, bKey, balanceNow, reserve, settle, adjust, extend };
   }
 
   describe('reserve', () => {
@@ -90,6 +98,44 @@ describe.each(stores)('balance scripts on $name', (under) => {
       await a.reserve('c1', 10);
       expect(await a.reserve('c1', 10)).toEqual([2, 0, 90]);
       expect(await a.balanceNow()).toBe(90);
+    });
+  });
+
+  describe('extend', () => {
+    it.each([
+      { balance: 100, amount: 10, extra: 20, reply: [1, 20, 30, 70] },
+      { balance: 25, amount: 10, extra: 20, reply: [1, 15, 25, 0] },
+      { balance: 10, amount: 10, extra: 20, reply: [1, 0, 10, 0] },
+    ])(
+      'balance $balance, reserved $amount, extra $extra -> $reply',
+      async ({ balance, amount, extra, reply }) => {
+        const a = await account(balance);
+        await a.reserve('c1', amount);
+        expect(await a.extend('c1', extra)).toEqual(reply);
+        expect(await a.balanceNow()).toBe(reply[3]);
+        expect(await store.get(reservationKey(a.tenantId, 'c1'))).toBe(`R|${reply[2]}|${reply[3]}`);
+        // Settling charges against the whole reservation.
+        expect(await a.settle('c1', 0)).toEqual([1, reply[2], reply[2], balance, 0, reply[3]]);
+      },
+    );
+
+    it('keeps the reservation TTL', async () => {
+      const a = await account(100);
+      await a.reserve('c1', 10);
+      await a.extend('c1', 5);
+      const pttl = await store.runScript<number>(pttlScript.name, [reservationKey(a.tenantId, 'c1')], []);
+      expect(pttl).toBeGreaterThan(RESERVATION_TTL_MS - 5000);
+      expect(pttl).toBeLessThanOrEqual(RESERVATION_TTL_MS);
+    });
+
+    it('does nothing without an open reservation (none, or settled)', async () => {
+      const a = await account(100);
+      expect(await a.extend('nope', 5)).toEqual([0, 0, 0, 0]);
+      await a.reserve('c1', 10);
+      await a.settle('c1', 10);
+      expect(await a.extend('c1', 5)).toEqual([0, 0, 0, 0]);
+      expect(await a.balanceNow()).toBe(90);
+      expect(await store.get(reservationKey(a.tenantId, 'nope'))).toBeNull();
     });
   });
 

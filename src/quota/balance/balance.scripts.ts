@@ -1,7 +1,7 @@
 import type { LocalKv, StoreScript } from '../../store/store.port.js';
 
 /*
- * The only code that changes a token balance: three atomic scripts, each in Lua (Redis) and in an
+ * The only code that changes a token balance: four atomic scripts, each in Lua (Redis) and in an
  * equivalent synchronous TypeScript body (the in-process store). Balances are whole tokens and never
  * go below zero; whatever could not be charged is returned as a shortfall for the ledger.
  *
@@ -31,6 +31,12 @@ export type SettleReply =
       shortfall: number,
       balanceAfterReserve: number,
     ];
+
+/**
+ * `[status, added, reserved, balance]`: status 1 the open reservation now holds `reserved` (`added` more,
+ * possibly 0 when the balance is empty), 0 no open reservation (none, expired or settled: nothing done).
+ */
+export type ExtendReply = [status: 0 | 1, added: number, reserved: number, balance: number];
 
 /** `[applied, balanceAfter, shortfall]`: the delta actually applied (clamped so the balance stays >= 0). */
 export type AdjustReply = [applied: number, balanceAfter: number, shortfall: number];
@@ -138,6 +144,45 @@ return {1, reserved, delta, after, shortfall, int(ra)}
   },
 };
 
+/**
+ * KEYS: balance, reservation. ARGV: extra tokens (a positive integer), reservation TTL (ms, used only if
+ * the key somehow has none). Raises an open reservation by min(extra, balance), keeping its TTL: the
+ * completion's estimate grew after it reserved (its conversation's history made the prompt longer).
+ */
+export const extendScript: StoreScript<ExtendReply> = {
+  name: 'quota_extend',
+  numberOfKeys: 2,
+  lua: `${LUA_HELPERS}
+local value = redis.call('GET', KEYS[2])
+if not value then return {0, 0, 0, 0} end
+local r = string.match(value, '^R|(%d+)|%d+$')
+if not r then return {0, 0, 0, 0} end
+local balance = int(redis.call('GET', KEYS[1]) or '0')
+local add = int(ARGV[1])
+if add > balance then add = balance end
+if add < 0 then add = 0 end
+local after = balance
+if add > 0 then after = redis.call('DECRBY', KEYS[1], fmt(add)) end
+local reserved = int(r) + add
+local ttl = redis.call('PTTL', KEYS[2])
+if ttl < 1 then ttl = int(ARGV[2]) end
+redis.call('SET', KEYS[2], 'R|' .. fmt(reserved) .. '|' .. fmt(after), 'PX', ttl)
+return {1, add, reserved, after}
+`,
+  local: (kv, [balanceKey, reservationKey], [extra, ttlMs]) => {
+    const value = kv.get(reservationKey);
+    const m = value === null ? null : /^R\|(\d+)\|\d+$/.exec(value);
+    if (!m) return [0, 0, 0, 0];
+    const balance = balanceOf(kv, balanceKey);
+    const add = Math.max(0, Math.min(int(extra), balance));
+    const after = add > 0 ? kv.incrBy(balanceKey, -add) : balance;
+    const reserved = int(m[1]) + add;
+    const ttl = kv.pttl(reservationKey);
+    kv.set(reservationKey, `R|${reserved}|${after}`, ttl > 0 ? ttl : Number(ttlMs));
+    return [1, add, reserved, after];
+  },
+};
+
 /** KEYS: balance. ARGV: delta (an integer). Adds it, clamping at zero; returns what was applied. */
 export const adjustScript: StoreScript<AdjustReply> = {
   name: 'quota_adjust',
@@ -165,4 +210,9 @@ return {delta, after, shortfall}
   },
 };
 
-export const BALANCE_SCRIPTS: readonly StoreScript<unknown>[] = [reserveScript, settleScript, adjustScript];
+export const BALANCE_SCRIPTS: readonly StoreScript<unknown>[] = [
+  reserveScript,
+  extendScript,
+  settleScript,
+  adjustScript,
+];

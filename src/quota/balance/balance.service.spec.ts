@@ -146,15 +146,15 @@ describe(BalanceService.name, () => {
     });
 
     it.each([
-      { balance: 5000, estimate: 300, reserved: 300 },
-      { balance: 5000, estimate: 99_999, reserved: 1000 }, // capped at MAX_RESERVATION_TOKENS
-      { balance: 120, estimate: 300, reserved: 120 }, // what is left
-      { balance: 1, estimate: 300, reserved: 1 },
-      { balance: 50, estimate: 0, reserved: 1 },
-      { balance: 50, estimate: 12.2, reserved: 13 },
+      { balance: 5000, estimate: 300, reserved: 300, asked: 300 },
+      { balance: 5000, estimate: 99_999, reserved: 1000, asked: 1000 }, // capped at MAX_RESERVATION_TOKENS
+      { balance: 120, estimate: 300, reserved: 120, asked: 300 }, // what is left
+      { balance: 1, estimate: 300, reserved: 1, asked: 300 },
+      { balance: 50, estimate: 0, reserved: 1, asked: 1 },
+      { balance: 50, estimate: 12.2, reserved: 13, asked: 13 },
     ])(
       'balance $balance, estimate $estimate: reserves $reserved',
-      async ({ balance, estimate, reserved }) => {
+      async ({ balance, estimate, reserved, asked }) => {
         const { sut, ctx, rows } = setup();
         await sut.adjust(ctx.tenantId, ctx.userId, balance);
         expect(await sut.reserve(ctx, estimate, 'c1')).toEqual({
@@ -162,6 +162,7 @@ describe(BalanceService.name, () => {
           tenantId: ctx.tenantId,
           userId: ctx.userId,
           reserved,
+          estimate: asked,
           enforced: true,
         });
         expect(await sut.get(ctx.tenantId, ctx.userId)).toBe(balance - reserved);
@@ -208,6 +209,81 @@ describe(BalanceService.name, () => {
         expect.objectContaining({ reason: 'release', delta: 10, balanceAfter: 100 }),
       ]);
       expect(ledgerSum()).toBe(100);
+    });
+  });
+
+  describe('extend', () => {
+    async function reserved(balance: number, estimate: number) {
+      const s = setup();
+      await s.sut.adjust(s.ctx.tenantId, s.ctx.userId, balance);
+      const reservation = await s.sut.reserve(s.ctx, estimate, 'c1');
+      return { ...s, reservation };
+    }
+
+    it('reserves the difference to a larger estimate, and settles against the whole', async () => {
+      const { sut, reservation, rows, ctx, ledgerSum } = await reserved(1000, 100);
+      const extended = await sut.extend(reservation, 250);
+      expect(extended).toMatchObject({ reserved: 250, estimate: 250, enforced: true });
+      expect(await sut.get(ctx.tenantId, ctx.userId)).toBe(750);
+      expect(rows[2]).toMatchObject({
+        reason: 'reservation',
+        delta: -150,
+        balanceAfter: 750,
+        completionId: 'c1',
+      });
+      expect(await sut.settle(extended, 200)).toMatchObject({
+        status: 'settled',
+        charged: 200,
+        balance: 800,
+      });
+      expect(ledgerSum()).toBe(800);
+    });
+
+    it.each([
+      { name: 'a smaller estimate', balance: 1000, first: 100, then: 80, reserved: 100, after: 900 },
+      { name: 'up to the cap only', balance: 5000, first: 900, then: 99_999, reserved: 1000, after: 4000 },
+      { name: 'what is left', balance: 150, first: 100, then: 300, reserved: 150, after: 0 },
+      { name: 'nothing left', balance: 100, first: 100, then: 300, reserved: 100, after: 0 },
+    ])('$name', async ({ balance, first, then, reserved: total, after }) => {
+      const { sut, reservation, ctx, ledgerSum } = await reserved(balance, first);
+      const extended = await sut.extend(reservation, then);
+      expect(extended.reserved).toBe(total);
+      expect(await sut.get(ctx.tenantId, ctx.userId)).toBe(after);
+      expect(ledgerSum()).toBe(after);
+      expect(await sut.settle(extended, 0)).toMatchObject({ status: 'settled', balance });
+      expect(ledgerSum()).toBe(balance);
+    });
+
+    it('does nothing for a reservation that is settled, or not enforced', async () => {
+      const { sut, reservation, ctx } = await reserved(1000, 100);
+      await sut.settle(reservation, 10);
+      expect(await sut.extend(reservation, 500)).toEqual(reservation);
+      expect(await sut.get(ctx.tenantId, ctx.userId)).toBe(990);
+      const free = setup(tenantConfig({ settings: { token_quota: false } }));
+      const none = await free.sut.reserve(free.ctx, 100, 'c2');
+      expect(await free.sut.extend(none, 500)).toEqual(none);
+    });
+
+    it('goes ahead with the first reservation when the store fails, never rejecting', async () => {
+      const { sut, reservation, faults, ctx } = await reserved(1000, 100);
+      faults.push('down');
+      expect(await sut.extend(reservation, 300)).toEqual(reservation);
+      expect(await sut.get(ctx.tenantId, ctx.userId)).toBe(900);
+    });
+
+    it('records an extension whose reply was lost when it settles', async () => {
+      const { sut, reservation, faults, rows, ctx, ledgerSum } = await reserved(1000, 100);
+      faults.push('lost');
+      const extended = await sut.extend(reservation, 300);
+      expect(extended).toEqual(reservation);
+      expect(await sut.get(ctx.tenantId, ctx.userId)).toBe(700);
+      expect(await sut.settle(extended, 120)).toMatchObject({
+        status: 'settled',
+        charged: 120,
+        balance: 880,
+      });
+      expect(rows.filter((r) => r.reason === 'reservation').map((r) => r.delta)).toEqual([-100, -200]);
+      expect(ledgerSum()).toBe(880);
     });
   });
 

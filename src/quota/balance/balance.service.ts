@@ -15,9 +15,11 @@ import { balanceKey, reservationKey } from './balance-keys.js';
 import {
   adjustScript,
   BALANCE_SCRIPTS,
+  extendScript,
   reserveScript,
   settleScript,
   type AdjustReply,
+  type ExtendReply,
   type ReserveReply,
   type SettleReply,
 } from './balance.scripts.js';
@@ -30,6 +32,8 @@ export interface Reservation {
   userId: string;
   /** Tokens debited up front (0 when not enforced). */
   reserved: number;
+  /** The estimate asked for (capped at MAX_RESERVATION_TOKENS); `reserved` is less when the balance was. */
+  estimate: number;
   /** False when the tenant has no token quota: nothing was reserved; settle and release do nothing. */
   enforced: boolean;
 }
@@ -89,11 +93,11 @@ export function insufficientTokens(): ParleyError {
 /**
  * Token balances per (tenant, user) in the store, whole tokens, never below zero. Every change is one
  * atomic script (see balance.scripts.ts) and is also recorded in the ledger (asynchronously). Used by
- * the completion path (`reserve` before the upstream call, `settle` or `release` after) and by the
- * admin API (`get`, `adjust`).
+ * the completion path (`reserve` before the upstream call, `extend` when its estimate grew, `settle` or
+ * `release` after) and by the admin API (`get`, `adjust`).
  *
- * Store outages: `get`, `adjust` and `reserve` fail closed with 503 `service_unavailable`; `settle`
- * and `release` never reject: they retry (idempotently) and log when they give up.
+ * Store outages: `get`, `adjust` and `reserve` fail closed with 503 `service_unavailable`; `extend`,
+ * `settle` and `release` never reject: settle and release retry (idempotently) and log when they give up.
  */
 @Injectable()
 export class BalanceService {
@@ -155,7 +159,7 @@ export class BalanceService {
     const base = { id: completionId, tenantId: ctx.tenantId, userId: ctx.userId };
     const tenant = await this.tenants.get(ctx.tenantId);
     if (!tenant) throw new ParleyError('tenant_access_denied', 'You do not have access to this tenant.');
-    if (!isTokenQuotaEnforced(tenant)) return { ...base, reserved: 0, enforced: false };
+    if (!isTokenQuotaEnforced(tenant)) return { ...base, reserved: 0, estimate: 0, enforced: false };
     const amount = this.reservationAmount(estimate);
     let reply: ReserveReply;
     try {
@@ -168,7 +172,13 @@ export class BalanceService {
       this.outage.failed(err);
       if (couldHaveRun(err)) {
         // The script may have run and only its reply been lost: undo it once the store is back.
-        void this.finish({ ...base, reserved: 0, enforced: true }, 0, 'release', { rollback: true }, true);
+        void this.finish(
+          { ...base, reserved: 0, estimate: 0, enforced: true },
+          0,
+          'release',
+          { rollback: true },
+          true,
+        );
       }
       throw storeUnavailable('Token balances', err);
     }
@@ -186,7 +196,52 @@ export class BalanceService {
       completionId,
       meta: { estimate: amount },
     });
-    return { ...base, reserved, enforced: true };
+    return { ...base, reserved, estimate: amount, enforced: true };
+  }
+
+  /**
+   * Raises a reservation to a larger estimate (the prompt grew once the conversation's history was
+   * loaded): debits min(the difference, balance) more, in one atomic step. Never refuses and never
+   * rejects: the completion has started and goes ahead with what could be reserved (a store failure
+   * is logged; the settlement charges the usage either way). Returns the reservation to settle.
+   */
+  async extend(reservation: Reservation, estimate: number): Promise<Reservation> {
+    if (!reservation.enforced) return reservation;
+    const amount = this.reservationAmount(estimate);
+    const extra = amount - reservation.estimate;
+    if (extra <= 0) return reservation;
+    const { tenantId, userId, id } = reservation;
+    let reply: ExtendReply;
+    try {
+      reply = await this.store.runScript<ExtendReply>(
+        extendScript.name,
+        [balanceKey(tenantId, userId), reservationKey(tenantId, id)],
+        [extra, this.options.reservationTtlMs],
+      );
+    } catch (err) {
+      // If it ran and only the reply was lost, the settlement finds the larger reservation and
+      // records the missing ledger row (see recordFinish).
+      this.outage.failed(err);
+      this.logger.warn(
+        `Could not extend the token reservation of ${tenantId}:${id} by ${extra} (${errorMessage(err)}): going ahead with ${reservation.reserved}`,
+      );
+      return reservation;
+    }
+    this.outage.succeeded();
+    const [status, added, , balance] = reply;
+    if (status === 0) return reservation;
+    if (added > 0) {
+      this.ledger.record({
+        tenantId,
+        userId,
+        completionId: id,
+        reason: 'reservation',
+        delta: -added,
+        balanceAfter: balance,
+        meta: { estimate: amount, extension: true },
+      });
+    }
+    return { ...reservation, reserved: reservation.reserved + added, estimate: amount };
   }
 
   /**
@@ -301,6 +356,15 @@ export class BalanceService {
         delta: -reserved,
         balanceAfter: balanceAfterReserve,
         meta: { lost_reply: true },
+      });
+    } else if (reserved > reservation.reserved) {
+      // An extension that ran but whose reply was lost: the ledger gets its row now.
+      this.ledger.record({
+        ...common,
+        reason: 'reservation',
+        delta: reservation.reserved - reserved,
+        balanceAfter: balanceAfterReserve,
+        meta: { lost_reply: true, extension: true },
       });
     }
     this.ledger.record({
