@@ -5,7 +5,6 @@ import type {
   ChatCompletionMessageFunctionToolCall,
   ChatCompletionMessageParam,
 } from 'openai/resources/chat/completions';
-import type { TenantContext } from '../common/context/request-context.js';
 import { ParleyError } from '../common/errors/parley-error.js';
 import { toAsyncIterator } from '../common/rx/to-async-iterator.js';
 import type { AppConfig } from '../config/app-config.js';
@@ -39,6 +38,28 @@ function inactivityError(ms: number): ParleyError {
 }
 
 /**
+ * The tools the client defined itself: sent upstream, never run by Parley. A call to any other
+ * name that is not server-side (a name the model made up) is answered with an error output.
+ */
+function clientToolNames(p: PreparedCompletion): Set<string> {
+  const names = new Set<string>();
+  for (const tool of p.upstream.tools ?? []) {
+    const name =
+      tool.type === 'function' ? tool.function.name : tool.type === 'custom' ? tool.custom.name : '';
+    if (name && !p.tools.serverSide.has(name)) names.add(name);
+  }
+  return names;
+}
+
+/** Providers send `""` for a call without arguments: it means `{}` (as the streamed path makes it). */
+function withArguments(call: ChatCompletionMessageFunctionToolCall): ChatCompletionMessageFunctionToolCall {
+  const args = call.function.arguments;
+  return typeof args === 'string' && args.trim() !== ''
+    ? call
+    : { ...call, function: { ...call.function, arguments: '{}' } };
+}
+
+/**
  * The iterative tool loop: call the model, run the server-side tools it asks for, give it the
  * results, call again; at most MAX_TOOL_ITERATIONS upstream calls. Calls to tools the client
  * defined end the loop and go back to the client, as OpenAI returns them.
@@ -59,9 +80,11 @@ export class ToolLoop {
   ): AsyncGenerator<ChatCompletionChunk> {
     const head: ChunkHead = { id: p.id, created: p.created, model: p.target.model.id };
     const messages = [...p.upstream.messages];
+    const clientTools = clientToolNames(p);
     let callIndex = 0;
     let roleSent = false;
     for (let iteration = 1; ; iteration++) {
+      if (iteration > 1) recorder.startCall();
       const calls = new ToolCallAccumulator();
       let finishReason: string | null = null;
       const source = toAsyncIterator(this.upstream.chunks(p, messages, signal));
@@ -104,10 +127,13 @@ export class ToolLoop {
         name: call.function.name,
         arguments: call.function.arguments,
       }));
+      const callsChunk = toolCallsChunk(head, indexed);
+      // A turn that starts with tool calls still says who speaks (SDK stream helpers need a role).
+      if (!roleSent) callsChunk.choices[0].delta = { role: 'assistant', ...callsChunk.choices[0].delta };
       roleSent = true;
-      if (requested.some((call) => !p.tools.serverSide.has(call.function.name))) {
+      if (requested.some((call) => clientTools.has(call.function.name))) {
         // A client-defined tool: the client runs it, so the turn ends here.
-        yield toolCallsChunk(head, indexed);
+        yield callsChunk;
         yield chunk(head, [deltaChoice({}, 'tool_calls')]);
         recorder.toolCalls = requested;
         recorder.finishReason = 'tool_calls';
@@ -120,8 +146,8 @@ export class ToolLoop {
         recorder.finishReason = 'stop';
         break;
       }
-      yield toolCallsChunk(head, indexed);
-      const outcomes = await this.runTools(p.ctx, requested, signal);
+      yield callsChunk;
+      const outcomes = await this.runTools(p, requested, signal);
       for (const outcome of outcomes) {
         yield toolOutputChunk(head, {
           tool_call_id: outcome.toolCallId,
@@ -141,8 +167,10 @@ export class ToolLoop {
     signal: AbortSignal,
   ): Promise<{ completion: ChatCompletion; toolEvents: ToolEvent[] }> {
     const messages = [...p.upstream.messages];
+    const clientTools = clientToolNames(p);
     const events: ToolEvent[] = [];
     for (let iteration = 1; ; iteration++) {
+      if (iteration > 1) recorder.startCall();
       const completion = await this.guarded(
         (guardedSignal) => this.upstream.complete(p, messages, guardedSignal),
         signal,
@@ -152,9 +180,9 @@ export class ToolLoop {
       const choice = completion.choices[0];
       const message = choice?.message;
       const text = message?.content ?? '';
-      const requested = (message?.tool_calls ?? []).filter(
-        (c): c is ChatCompletionMessageFunctionToolCall => c.type === 'function',
-      );
+      const requested = (message?.tool_calls ?? [])
+        .filter((c): c is ChatCompletionMessageFunctionToolCall => c.type === 'function')
+        .map(withArguments);
       if (text) events.push({ type: 'text', value: text });
       const finish = (
         content: string,
@@ -190,14 +218,14 @@ export class ToolLoop {
       ) {
         return finish(text, [], choice?.finish_reason ?? 'stop');
       }
-      if (requested.some((call) => !p.tools.serverSide.has(call.function.name))) {
+      if (requested.some((call) => clientTools.has(call.function.name))) {
         for (const call of requested) events.push({ type: 'tool_call', value: call });
         return finish(text, requested, 'tool_calls');
       }
       if (iteration >= MAX_TOOL_ITERATIONS) return finish(`${text}${MAX_ITERATIONS_NOTE}`, [], 'stop');
       for (const call of requested) events.push({ type: 'tool_call', value: call });
       recorder.addText(text);
-      const outcomes = await this.runTools(p.ctx, requested, signal);
+      const outcomes = await this.runTools(p, requested, signal);
       for (const o of outcomes)
         events.push({
           type: 'tool_output',
@@ -208,15 +236,17 @@ export class ToolLoop {
   }
 
   private runTools(
-    ctx: TenantContext,
+    p: PreparedCompletion,
     calls: ChatCompletionMessageFunctionToolCall[],
     signal: AbortSignal,
   ): Promise<ToolOutcome[]> {
+    const { tenantId, userId } = p.ctx;
     return Promise.all(
       calls.map((call) =>
         this.runner.run(
           { id: call.id, name: call.function.name, arguments: call.function.arguments },
-          { tenantId: ctx.tenantId, userId: ctx.userId, signal },
+          // Only the tools this request enabled run; any other name is "no such tool".
+          { tenantId, userId, signal, enabled: p.tools.serverSide },
         ),
       ),
     );
@@ -268,16 +298,19 @@ export class ToolLoop {
   private async withInactivityGuard<T>(pending: Promise<T>, signal: AbortSignal): Promise<T> {
     const ms = this.config.toolInactivityMs;
     let timer: NodeJS.Timeout | undefined;
+    const onAbort = (): void => clearTimeout(timer);
     try {
       return await Promise.race([
         pending,
         new Promise<never>((_resolve, reject) => {
           timer = setTimeout(() => reject(inactivityError(ms)), ms);
-          signal.addEventListener('abort', () => clearTimeout(timer), { once: true });
+          signal.addEventListener('abort', onAbort, { once: true });
         }),
       ]);
     } finally {
       clearTimeout(timer);
+      // One listener per chunk would pile up on the request's signal for the whole answer.
+      signal.removeEventListener('abort', onAbort);
     }
   }
 }

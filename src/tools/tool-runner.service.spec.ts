@@ -307,6 +307,19 @@ describe(ToolRunner.name, () => {
       });
     });
 
+    it('answers a registered tool the request did not enable as no such tool, without running it', async () => {
+      const enabled = new Set(['fail']);
+      expect(await sut.run(call('echo', '{"text":"hi"}'), { ...context(), enabled })).toEqual({
+        toolCallId: 'call_echo',
+        name: 'echo',
+        status: 'error',
+        output: 'Tool echo failed: no such tool',
+      });
+      expect(
+        await sut.run(call('echo', '{"text":"hi"}'), { ...context(), enabled: new Set(['echo']) }),
+      ).toMatchObject({ status: 'success' });
+    });
+
     it('turns a thrown error into an error outcome', async () => {
       expect(await sut.run(call('fail'), context())).toEqual({
         toolCallId: 'call_fail',

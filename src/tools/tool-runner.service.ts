@@ -15,7 +15,11 @@ export interface ToolCall {
 }
 
 /** Who the call runs for, and the request's abort signal. The runner adds the timeout and deadline. */
-export type ToolRunContext = Omit<ToolContext, 'deadline' | 'signal'> & { signal: AbortSignal };
+export type ToolRunContext = Omit<ToolContext, 'deadline' | 'signal'> & {
+  signal: AbortSignal;
+  /** The tools the request enabled; a registered tool outside them is "no such tool". Default: all. */
+  enabled?: ReadonlySet<string>;
+};
 
 /** What goes back to the model as the `tool` message, and is persisted with its status. */
 export interface ToolOutcome {
@@ -47,7 +51,7 @@ export class ToolRunner {
     const fail = (message: string): ToolOutcome =>
       outcome(call, 'error', `Tool ${call.name} failed: ${message}`);
     try {
-      const tool = this.registry.get(call.name);
+      const tool = ctx.enabled && !ctx.enabled.has(call.name) ? undefined : this.registry.get(call.name);
       if (!tool) return fail('no such tool');
 
       let args: unknown;
