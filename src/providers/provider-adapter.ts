@@ -26,6 +26,11 @@ export type UpstreamChatRequest = Omit<ChatCompletionCreateParams, 'stream'> & {
  */
 export interface ProviderAdapter {
   readonly kind: ProviderKind;
+  /**
+   * Throws the 400 this wire gives the request (a field it cannot carry), before anything is stored
+   * or reserved for it. Optional: a wire that carries every field has nothing to check.
+   */
+  check?(request: UpstreamChatRequest): void;
   complete(
     request: UpstreamChatRequest,
     target: CompletionTarget,

@@ -180,6 +180,8 @@ export interface RecordedRequest<TBody = Record<string, unknown>> {
   stream: boolean;
   /** `Date.now()` when the request body was fully received. */
   receivedAt: number;
+  /** The id of the answer the simulator made for it (`chatcmpl-...` / `resp_...`), for content answers. */
+  answerId?: string;
 }
 
 /** A scripted answer, or a function choosing the answer from the request. */
@@ -949,6 +951,7 @@ export class UpstreamSimulator extends EventEmitter<UpstreamSimulatorEvents> {
     const a = answer as Exclude<SimAnswer, SimErrorAnswer | SimGarbageAnswer>;
     const c = this.normalize(a, req, 'chat');
     const id = `chatcmpl-${this.nextId()}`;
+    req.answerId = id;
     const created = Math.floor(Date.now() / 1000);
     if (!req.stream) return this.planNonStream(a, () => JSON.stringify(this.chatCompletion(c, id, created)));
 
@@ -1090,6 +1093,7 @@ export class UpstreamSimulator extends EventEmitter<UpstreamSimulatorEvents> {
     const a = answer as Exclude<SimAnswer, SimErrorAnswer | SimGarbageAnswer>;
     const c = this.normalize(a, req, 'responses');
     const id = `resp_${this.nextId()}`;
+    req.answerId = id;
     const msgId = `msg_${this.nextId()}`;
     const createdAt = Math.floor(Date.now() / 1000);
     const output = this.responseOutput(c, msgId);

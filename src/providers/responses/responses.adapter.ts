@@ -23,12 +23,16 @@ export class ResponsesAdapter implements ProviderAdapter {
 
   constructor(private readonly clients: OpenAiClientFactory) {}
 
+  check(request: UpstreamChatRequest): void {
+    toResponsesRequest(request, { stream: false });
+  }
+
   async complete(
     request: UpstreamChatRequest,
     target: CompletionTarget,
     signal: AbortSignal,
   ): Promise<ChatCompletion> {
-    const params = { ...toResponsesRequest(request, { stream: false }), model: target.model.id };
+    const params = { ...toResponsesRequest(request, { stream: false }), ...upstreamFields(target) };
     try {
       const response = await this.clients.clientFor(target.provider).responses.create(params, { signal });
       return responseToChatCompletion(response, { model: target.model.id });
@@ -51,7 +55,7 @@ export class ResponsesAdapter implements ProviderAdapter {
       let drainTimer: NodeJS.Timeout | undefined;
 
       const run = async (): Promise<void> => {
-        const params = { ...toResponsesRequest(request, { stream: true }), model: target.model.id };
+        const params = { ...toResponsesRequest(request, { stream: true }), ...upstreamFields(target) };
         const mapper = new ResponsesStreamMapper({ model: target.model.id });
         const events = await this.clients
           .clientFor(target.provider)
@@ -86,6 +90,16 @@ export class ResponsesAdapter implements ProviderAdapter {
       };
     });
   }
+}
+
+/**
+ * What the provider row decides: the model, and `store: false` when it is not to keep responses
+ * (whatever the request asked; the provider's own default is to keep them).
+ */
+function upstreamFields(target: CompletionTarget): { model: string; store?: false } {
+  return target.provider.storeResponses
+    ? { model: target.model.id }
+    : { model: target.model.id, store: false };
 }
 
 /** How long the rest of an answered stream may take to end before the connection is dropped. */
