@@ -165,17 +165,20 @@ export class TurnTransaction {
   }
 
   /** Creates the caller's conversation with its first messages (one statement). */
+  /** `identity` fixes the new conversation's id and creation time (chosen before the write). */
   async createConversation(
     ctx: TenantContext,
     fields: TurnFields,
     messages: readonly NewMessage[],
+    identity: { id: string; createdAt: Date },
   ): Promise<ConversationInfo> {
     const rows = await queryRows<ConversationRow>(
       this.em,
       `WITH c AS (
          INSERT INTO "conversations" ("tenant_id", "user_id", "model", "provider_id", "system_prompt",
-           "active_system_prompt_id", "tools_enabled", "active_tools", "metadata", "last_seq")
-         VALUES ($1, $2, $3, $4, $5, $6::uuid, $7, $8::jsonb, $9::jsonb, $10::int)
+           "active_system_prompt_id", "tools_enabled", "active_tools", "metadata", "last_seq",
+           "id", "created_at", "updated_at")
+         VALUES ($1, $2, $3, $4, $5, $6::uuid, $7, $8::jsonb, $9::jsonb, $10::int, $12::uuid, $13, $13)
          RETURNING *
        ), ${insertMessagesCte(11, 10)}
        SELECT c.* FROM c`,
@@ -191,6 +194,8 @@ export class TurnTransaction {
         JSON.stringify(fields.metadata),
         messages.length,
         messagesParam(messages),
+        identity.id,
+        identity.createdAt,
       ],
     );
     return toConversation(rows[0]);

@@ -3,6 +3,7 @@ import { randomUUID } from 'node:crypto';
 import type { ChatCompletionMessageParam } from 'openai/resources/chat/completions';
 import type { TenantContext } from '../common/context/request-context.js';
 import { ParleyError } from '../common/errors/parley-error.js';
+import { isUniqueViolation } from '../tenants/db-errors.js';
 import { TenantEvents } from '../tenants/tenant-events.service.js';
 import { toConversationBlock, toConversationDto, toMessageDto } from './conversation.mapper.js';
 import type {
@@ -50,6 +51,12 @@ function definedHints(hints: Record<string, unknown>): Record<string, unknown> {
 @Injectable()
 export class ConversationsService implements OnModuleInit {
   private readonly logger = new Logger('Conversations');
+  /**
+   * Turn writes (completeTurn) under way on this instance, by caller and conversation: the next
+   * turn of a conversation waits for them, so that an answer the client already has is in the
+   * history it continues from (and before its new messages), even when the write is slow.
+   */
+  private readonly pendingWrites = new Map<string, Set<Promise<unknown>>>();
 
   constructor(
     private readonly repo: ConversationsRepository,
@@ -78,7 +85,8 @@ export class ConversationsService implements OnModuleInit {
   /**
    * Loads the caller's conversation (or creates one: an id that is unknown, someone else's or not
    * a UUID is ignored), settles the system prompt, stores the client's new non-system messages and
-   * answers the full upstream history. One short transaction (lock, update + insert in one
+   * answers the full upstream history (after the previous turn's write, when it is still under way
+   * on this instance). One short transaction (lock, update + insert in one
    * statement, history read) when continuing; a single statement for a new conversation.
    */
   async startTurn(ctx: TenantContext, input: StartTurnInput): Promise<TurnStart> {
@@ -90,8 +98,11 @@ export class ConversationsService implements OnModuleInit {
     const lastUser = [...client.rows].reverse().find((row) => row.role === 'user') ?? client.rows.at(-1);
     const userMessageId = lastUser?.id ?? null;
 
-    // A new conversation is written by one statement: no transaction needed (nor its round trips).
     const continuedId = isUuid(input.conversationId) ? input.conversationId : null;
+    // The common case, a new conversation with nothing to look up, costs no round trip here.
+    if (continuedId === null && requestedId === null)
+      return this.startNewConversation(ctx, input, client, userMessageId);
+    if (continuedId !== null) await this.writesSettled(ctx, continuedId);
     const run =
       continuedId !== null
         ? this.repo.inTransaction.bind(this.repo)
@@ -142,7 +153,8 @@ export class ConversationsService implements OnModuleInit {
         };
       }
 
-      const conversation = await tx.createConversation(ctx, fields, client.rows);
+      const identity = { id: randomUUID(), createdAt: new Date() };
+      const conversation = await tx.createConversation(ctx, fields, client.rows, identity);
       const rows = client.rows.map((row, index) => ({ ...row, seq: index + 1 }));
       return {
         conversation,
@@ -156,13 +168,126 @@ export class ConversationsService implements OnModuleInit {
   }
 
   /**
+   * A new conversation, settled in memory and written in the background (one statement, retried;
+   * a lost answer to a committed insert shows as a duplicate id and counts as written). Whatever
+   * reads or extends it on this instance waits for that write first.
+   */
+  private startNewConversation(
+    ctx: TenantContext,
+    input: StartTurnInput,
+    client: ReturnType<typeof clientTurnToRows>,
+    userMessageId: string | null,
+  ): TurnStart {
+    const prompt = chooseSystemPrompt({
+      explicitText: input.systemPrompt,
+      requestedId: input.activeSystemPromptId,
+      requestedContent: null,
+      clientSystemText: client.systemText,
+      remembered: null,
+    });
+    const fields: TurnFields = {
+      model: input.model,
+      providerId: input.providerId,
+      systemPrompt: prompt.text,
+      activeSystemPromptId: prompt.activeId,
+      toolsEnabled: input.toolsEnabled,
+      activeTools: input.activeTools,
+      metadata: definedHints(input.hints),
+    };
+    const identity = { id: randomUUID(), createdAt: new Date() };
+    const conversation: ConversationInfo = {
+      id: identity.id,
+      title: null,
+      model: fields.model,
+      providerId: fields.providerId,
+      activeSystemPromptId: fields.activeSystemPromptId,
+      systemPrompt: fields.systemPrompt,
+      toolsEnabled: fields.toolsEnabled,
+      activeTools: fields.activeTools,
+      metadata: fields.metadata,
+      lastSeq: client.rows.length,
+      createdAt: identity.createdAt,
+      updatedAt: identity.createdAt,
+    };
+    const write = withRetry(
+      async () => {
+        try {
+          await this.repo.withoutTransaction((tx) =>
+            tx.createConversation(ctx, fields, client.rows, identity),
+          );
+        } catch (e) {
+          if (!isUniqueViolation(e)) throw e;
+        }
+      },
+      {
+        attempts: STORE_ATTEMPTS,
+        delaysMs: STORE_BACKOFF_MS,
+        onRetry: (e, attempt, delayMs) =>
+          this.logger.warn(
+            `Storing new conversation ${identity.id} failed (attempt ${attempt} of ${STORE_ATTEMPTS}), retrying in ${delayMs} ms: ${errorText(e)}`,
+          ),
+      },
+    );
+    write.catch((e: unknown) =>
+      this.logger.error(`Could not store new conversation ${identity.id}: ${errorText(e)}`),
+    );
+    this.trackWrite(ctx, identity.id, write);
+    const rows = client.rows.map((row, index) => ({ ...row, seq: index + 1 }));
+    return {
+      conversation,
+      history: rebuildHistory(conversation.systemPrompt, rows),
+      userMessageId,
+      seq: conversation.lastSeq,
+      lastAssistantResponseId: null,
+      isNew: true,
+    };
+  }
+
+  /**
    * Stores the finished turn in order (earlier tool-loop iterations, the final assistant message,
    * its tool results) in one statement and bumps the conversation's `updated_at`. A failed write is
    * retried (3 attempts in all, with backoff) without ever storing the turn twice. Rejects with
    * `not_found` when the conversation is not the caller's (or was deleted meanwhile).
-   * Meant to be fired and forgotten: `void svc.completeTurn(...).catch(...)`.
+   * Meant to be fired and forgotten: `void svc.completeTurn(...).catch(...)`; the next turn of the
+   * conversation (on this instance) waits for it.
    */
-  async completeTurn(
+  completeTurn(
+    ctx: TenantContext,
+    conversationId: string,
+    input: CompleteTurnInput,
+  ): Promise<CompleteTurnResult> {
+    // After the conversation's own creation, when that is still under way.
+    const write = this.writesSettled(ctx, conversationId).then(() =>
+      this.writeTurn(ctx, conversationId, input),
+    );
+    this.trackWrite(ctx, conversationId, write);
+    return write;
+  }
+
+  private writeKey(ctx: TenantContext, conversationId: string): string {
+    return JSON.stringify([ctx.tenantId, ctx.userId, conversationId]);
+  }
+
+  private trackWrite(ctx: TenantContext, conversationId: string, write: Promise<unknown>): void {
+    const key = this.writeKey(ctx, conversationId);
+    let writes = this.pendingWrites.get(key);
+    if (!writes) this.pendingWrites.set(key, (writes = new Set()));
+    const pending = writes;
+    pending.add(write);
+    const done = () => {
+      pending.delete(write);
+      if (pending.size === 0 && this.pendingWrites.get(key) === pending) this.pendingWrites.delete(key);
+    };
+    void write.then(done, done);
+  }
+
+  /** Waits for this instance's turn writes to the conversation under way (whatever their outcome). */
+  private async writesSettled(ctx: TenantContext, conversationId: string): Promise<void> {
+    const writes = this.pendingWrites.get(this.writeKey(ctx, conversationId));
+    if (writes) await Promise.allSettled([...writes]);
+  }
+
+  private async writeTurn(
     ctx: TenantContext,
     conversationId: string,
     input: CompleteTurnInput,
@@ -258,6 +383,7 @@ export class ConversationsService implements OnModuleInit {
   }
 
   async get(ctx: TenantContext, conversationId: string): Promise<ConversationDto> {
+    await this.writesSettled(ctx, conversationId);
     const conversation = await this.repo.findConversation(ctx, conversationId);
     if (!conversation) throw conversationNotFound();
     return toConversationDto(conversation);
@@ -274,6 +400,7 @@ export class ConversationsService implements OnModuleInit {
   }
 
   async listMessages(ctx: TenantContext, conversationId: string): Promise<MessageListDto> {
+    await this.writesSettled(ctx, conversationId);
     // Two reads, so that a conversation without messages answers an empty list, not 404.
     if (!(await this.repo.conversationExists(ctx, conversationId))) throw conversationNotFound();
     const rows = await this.repo.listMessages(ctx, conversationId);
