@@ -5,7 +5,7 @@ import { ConversationsService } from '../conversations/conversations.service.js'
 import { firstUserText } from '../conversations/history.js';
 import { BalanceService } from '../quota/balance/balance.service.js';
 import { countPromptTokens, countTextTokens } from './context-window.js';
-import type { PreparedCompletion } from './prepared-completion.js';
+import { keepsResponse, type PreparedCompletion } from './prepared-completion.js';
 import type { TurnRecorder } from './turn-recorder.js';
 
 export type TurnStatus = 'complete' | 'incomplete';
@@ -31,28 +31,40 @@ export class CompletionFinalizer {
     if (p.conversation) this.store(p, recorder, status);
   }
 
+  /**
+   * Charges the provider's reported usage; a call cut short before it reported any (an aborted
+   * stream, a tool loop stopped mid-iteration) is counted by Parley: its prompt and the text it
+   * produced. Nothing used at all releases the reservation.
+   */
   private settle(p: PreparedCompletion, recorder: TurnRecorder): void {
-    const usage = recorder.usage;
-    if (usage) {
-      void this.balances.settle(p.reservation, usage.total_tokens, { model: p.target.model.id, usage });
-    } else if (!recorder.producedOutput) {
+    const { usage } = recorder;
+    if (!usage && !recorder.producedOutput) {
       void this.balances.release(p.reservation);
-    } else {
-      // An aborted stream brings no usage: count what was sent and what came back.
-      const counted = countPromptTokens(p.upstream) + countTextTokens(recorder.producedText);
-      void this.balances.settle(p.reservation, counted, { model: p.target.model.id, counted: true });
+      return;
     }
+    const counted = recorder.callWithoutUsage
+      ? countPromptTokens(p.upstream) + countTextTokens(recorder.textSinceUsage)
+      : 0;
+    const total = (usage?.total_tokens ?? 0) + counted;
+    void this.balances.settle(p.reservation, total, {
+      model: p.target.model.id,
+      usage,
+      counted: counted > 0,
+    });
   }
 
   private store(p: PreparedCompletion, recorder: TurnRecorder, status: TurnStatus): void {
     const turn = p.conversation!;
+    // The id the next turn continues from (`previous_response_id`): only an answer that ended and
+    // that the provider kept can be continued from; otherwise the next turn sends the whole history.
+    const continuable = status === 'complete' && keepsResponse(p.target.provider, p.upstream);
     const write = this.conversations.completeTurn(p.ctx, turn.conversation.id, {
       assistant: {
         id: turn.assistantMessageId,
         content: recorder.content || null,
         toolCalls: recorder.toolCalls.length > 0 ? recorder.toolCalls : undefined,
         status,
-        providerResponseId: recorder.providerResponseId ?? null,
+        providerResponseId: continuable ? recorder.providerResponseId || null : null,
         usage: recorder.usage ?? null,
         completionId: p.id,
       },

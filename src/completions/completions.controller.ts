@@ -1,9 +1,17 @@
-import { Body, Controller, Headers, HttpCode, Post, Res, UseGuards } from '@nestjs/common';
-import { ApiBody, ApiOkResponse, ApiParam, ApiTags } from '@nestjs/swagger';
+import { Body, Controller, Get, Headers, HttpCode, Param, Post, Query, Res, UseGuards } from '@nestjs/common';
+import {
+  ApiBody,
+  ApiHeader,
+  ApiNoContentResponse,
+  ApiNotFoundResponse,
+  ApiOkResponse,
+  ApiParam,
+  ApiProduces,
+  ApiQuery,
+  ApiTags,
+} from '@nestjs/swagger';
 import type { Response } from 'express';
-import { map } from 'rxjs';
 import { Ctx, type TenantContext } from '../common/context/request-context.js';
-import { toFrame } from '../common/sse/sse-frame.js';
 import { SseWriter } from '../common/sse/sse-writer.js';
 import { TokenBalanceGuard } from '../quota/balance/token-balance.guard.js';
 import { TenantRateLimitGuard } from '../quota/rate-limit/tenant-rate-limit.guard.js';
@@ -11,6 +19,9 @@ import type { TenantConfig } from '../tenants/tenant-config.types.js';
 import { CurrentTenant, TenantScoped } from '../tenants/tenant-scoped.decorator.js';
 import { CHAT_COMPLETION_REQUEST_SCHEMA } from './completions.openapi.js';
 import { CompletionsService } from './completions.service.js';
+import { resumePosition } from './resume/resume-position.js';
+import { StreamResumer } from './resume/stream-resumer.service.js';
+import { StreamSessions } from './resume/stream-sessions.service.js';
 
 @ApiTags('chat')
 @TenantScoped()
@@ -19,6 +30,8 @@ export class CompletionsController {
   constructor(
     private readonly completions: CompletionsService,
     private readonly sse: SseWriter,
+    private readonly sessions: StreamSessions,
+    private readonly resumer: StreamResumer,
   ) {}
 
   @Post(['v1/chat/completions', ':tenantId/v1/chat/completions'])
@@ -38,19 +51,52 @@ export class CompletionsController {
     @Res() res: Response,
   ): Promise<void> {
     const prepared = await this.completions.prepare(ctx, tenant, body, { conversationId, providerId });
+    if (prepared.stream) {
+      // The generation belongs to a session, not to this response: a client that goes away can
+      // resume it (GET .../:id/stream) within the grace period, on any instance.
+      const session = this.sessions.create(prepared, (signal) => this.completions.stream(prepared, signal));
+      await this.sse.write(res, session.live(res));
+      return;
+    }
     // The client going away aborts the upstream call (res 'close', not req: the request's close
     // fires as soon as the body has been read).
     const abort = new AbortController();
     res.on('close', () => {
       if (!res.writableFinished) abort.abort();
     });
-    if (prepared.stream) {
-      const frames = this.completions
-        .stream(prepared, abort.signal)
-        .pipe(map((chunk, i) => toFrame(chunk, i + 1)));
-      await this.sse.write(res, frames);
+    res.status(200).json(await this.completions.complete(prepared, abort.signal));
+  }
+
+  @Get(['v1/chat/completions/:id/stream', ':tenantId/v1/chat/completions/:id/stream'])
+  @ApiParam({ name: 'tenantId', required: false, description: 'Tenant; omitted on /v1/... routes' })
+  @ApiParam({ name: 'id', description: 'The completion id (`chatcmpl-...`) every chunk carries' })
+  @ApiHeader({
+    name: 'Last-Event-ID',
+    required: false,
+    description: 'The id of the last event received; the stream resumes with the next one',
+  })
+  @ApiQuery({ name: 'after', required: false, description: 'Same as Last-Event-ID (the header wins)' })
+  @ApiProduces('text/event-stream')
+  @ApiOkResponse({
+    description:
+      'The events after that id (all of them without one), then the live rest, then `[DONE]`; the same ' +
+      'ids as the original stream',
+  })
+  @ApiNoContentResponse({ description: 'The stream has ended and the given id is its `[DONE]` (or later)' })
+  @ApiNotFoundResponse({ description: "Unknown or expired completion, or someone else's (`not_found`)" })
+  async resume(
+    @Ctx() ctx: TenantContext,
+    @Param('id') id: string,
+    @Headers('last-event-id') lastEventId: string | undefined,
+    @Query('after') after: unknown,
+    @Res() res: Response,
+  ): Promise<void> {
+    const afterId = resumePosition(lastEventId, after);
+    const source = await this.resumer.open(ctx, id, afterId, res);
+    if (source.kind === 'finished') {
+      res.status(204).end();
       return;
     }
-    res.status(200).json(await this.completions.complete(prepared, abort.signal));
+    await this.sse.write(res, source.frames);
   }
 }

@@ -15,8 +15,8 @@ import { BalanceService } from '../quota/balance/balance.service.js';
 import type { TenantConfig } from '../tenants/tenant-config.types.js';
 import { ToolRegistry } from '../tools/tool-registry.service.js';
 import { CompletionFinalizer, type TurnStatus } from './completion-finalizer.service.js';
-import { checkContextWindow } from './context-window.js';
-import type { PreparedCompletion } from './prepared-completion.js';
+import { checkContextWindow, type PromptSize } from './context-window.js';
+import { keepsResponse, type PreparedCompletion } from './prepared-completion.js';
 import { ToolLoop, type ToolEvent } from './tool-loop.js';
 import { TurnRecorder } from './turn-recorder.js';
 import { UpstreamCalls } from './upstream-calls.js';
@@ -99,6 +99,9 @@ export class CompletionsService {
     };
     if (expansion.tools.length > 0) upstream.tools = expansion.tools;
     else delete upstream.tools;
+    const adapter = this.adapters.forKind(target.provider.kind);
+    // A field the provider's wire cannot carry is a 400 now, before anything is stored or reserved.
+    adapter.check?.(upstream);
     const contextLength = target.model.contextLength;
     let promptSize = checkContextWindow(upstream, contextLength);
 
@@ -106,43 +109,55 @@ export class CompletionsService {
     for (const warning of request.warnings) this.logger.warn(`${ctx.tenantId}:${id} ${warning}`);
     this.logger.log(`Processing chat completion for ${ctx.tenantId}:${id}`);
 
+    // Tokens are reserved before the turn is stored: a refusal (429 when a concurrent request took
+    // the balance since the guard read it, or 503) leaves nothing behind in the conversation. A
+    // history that makes the prompt longer extends the reservation once it is known.
+    const estimate = (size: PromptSize) =>
+      size.promptTokens + (size.completionBudget || Math.max(0, contextLength - size.promptTokens));
+    let reservation = await this.balances.reserve(ctx, estimate(promptSize), id);
     let conversation: PreparedCompletion['conversation'];
     if (this.config.persistence) {
-      const turn = await this.conversations.startTurn(ctx, {
-        conversationId: request.parley.conversationId ?? headers.conversationId,
-        model: target.model.id,
-        providerId: target.provider.id,
-        systemPrompt: request.parley.systemPrompt,
-        activeSystemPromptId: request.parley.activeSystemPromptId,
-        toolsEnabled: expansion.serverSide.size > 0,
-        activeTools: [...expansion.serverSide],
-        hints: { ...request.parley.hints },
-        newMessages: request.upstream.messages,
-      });
-      conversation = { ...turn, assistantMessageId: this.conversations.newMessageId() };
-      upstream = { ...upstream, messages: turn.history };
-      if (turn.history.length > request.upstream.messages.length)
-        promptSize = checkContextWindow(upstream, contextLength);
-      // A Responses provider that keeps its answers continues from the last one: only the new turn goes.
-      const { provider } = target;
-      if (
-        provider.kind === 'responses' &&
-        provider.storeResponses &&
-        turn.lastAssistantResponseId &&
-        !upstream.previous_response_id
-      ) {
-        const system = turn.history[0]?.role === 'system' ? [turn.history[0]] : [];
-        const fresh = request.upstream.messages.filter((m) => m.role !== 'system' && m.role !== 'developer');
-        upstream = {
-          ...upstream,
-          previous_response_id: turn.lastAssistantResponseId,
-          messages: [...system, ...fresh],
-        };
+      try {
+        const turn = await this.conversations.startTurn(ctx, {
+          conversationId: request.parley.conversationId ?? headers.conversationId,
+          model: target.model.id,
+          providerId: target.provider.id,
+          systemPrompt: request.parley.systemPrompt,
+          activeSystemPromptId: request.parley.activeSystemPromptId,
+          toolsEnabled: expansion.serverSide.size > 0,
+          activeTools: [...expansion.serverSide],
+          hints: { ...request.parley.hints },
+          newMessages: request.upstream.messages,
+        });
+        conversation = { ...turn, assistantMessageId: this.conversations.newMessageId() };
+        upstream = { ...upstream, messages: turn.history };
+        if (turn.history.length > request.upstream.messages.length) {
+          promptSize = checkContextWindow(upstream, contextLength);
+          reservation = await this.balances.extend(reservation, estimate(promptSize));
+        }
+        // A Responses provider that keeps its answers continues from the last one: only the new turn goes.
+        // (The last answer's id is only recorded when the provider kept it, on this same provider.)
+        if (
+          keepsResponse(target.provider, upstream) &&
+          turn.lastAssistantResponseId &&
+          !upstream.previous_response_id
+        ) {
+          const system = turn.history[0]?.role === 'system' ? [turn.history[0]] : [];
+          const fresh = request.upstream.messages.filter(
+            (m) => m.role !== 'system' && m.role !== 'developer',
+          );
+          upstream = {
+            ...upstream,
+            previous_response_id: turn.lastAssistantResponseId,
+            messages: [...system, ...fresh],
+          };
+        }
+      } catch (e) {
+        void this.balances.release(reservation);
+        throw e;
       }
     }
 
-    const budget = promptSize.completionBudget || Math.max(0, contextLength - promptSize.promptTokens);
-    const reservation = await this.balances.reserve(ctx, promptSize.promptTokens + budget, id);
     const stream = request.stream ?? tenant.settings.stream_default ?? false;
     return {
       ctx,
@@ -151,7 +166,7 @@ export class CompletionsService {
       request,
       upstream,
       target,
-      adapter: this.adapters.forKind(target.provider.kind),
+      adapter,
       stream,
       providerStream: stream && request.parley.providerStream !== false,
       promptSize,

@@ -1,7 +1,7 @@
 import type { TenantContext } from '../common/context/request-context.js';
 import type { TurnStart } from '../conversations/conversation.types.js';
 import type { ProviderAdapter, UpstreamChatRequest } from '../providers/provider-adapter.js';
-import type { CompletionTarget } from '../providers/provider.types.js';
+import type { CompletionTarget, ResolvedProvider } from '../providers/provider.types.js';
 import type { Reservation } from '../quota/balance/balance.service.js';
 import type { PromptSize } from './context-window.js';
 import type { ChatRequest } from './wire/chat-request.types.js';
@@ -27,4 +27,13 @@ export interface PreparedCompletion {
   /** With persistence: the conversation this turn belongs to, and the assistant message's id-to-be. */
   conversation?: TurnStart & { assistantMessageId: string };
   reservation: Reservation;
+}
+
+/**
+ * Whether the provider keeps the response to this request, so that the next turn can continue from
+ * it with `previous_response_id`: a Responses provider set to store responses, and a request that
+ * did not say `store: false` (a response that was not kept cannot be continued from).
+ */
+export function keepsResponse(provider: ResolvedProvider, upstream: UpstreamChatRequest): boolean {
+  return provider.kind === 'responses' && provider.storeResponses && upstream.store !== false;
 }

@@ -35,18 +35,34 @@ export class TurnRecorder {
     );
   }
 
+  /** An upstream call is under way and has not reported its usage yet (each recorder starts with one). */
+  callWithoutUsage = true;
+  /** Text produced since the last usage report: what an unreported call still has to be charged for. */
+  textSinceUsage = '';
+
+  /** The tool loop's next upstream call. */
+  startCall(): void {
+    this.callWithoutUsage = true;
+    this.textSinceUsage = '';
+  }
+
   addUsage(usage: CompletionUsage | null | undefined): void {
-    if (usage) this.usage = addUsage(this.usage, usage);
+    if (!usage) return;
+    this.usage = addUsage(this.usage, usage);
+    this.callWithoutUsage = false;
+    this.textSinceUsage = '';
   }
 
   addText(text: string): void {
     this.content += text;
     this.producedText += text;
+    this.textSinceUsage += text;
   }
 
   /** An upstream chunk of the plain path, before it is rewritten for the client. */
   observeChunk(chunk: ChatCompletionChunk): void {
-    this.providerResponseId ??= chunk.id;
+    // The first chunks of a Responses stream may come before the provider named the response.
+    this.providerResponseId ||= chunk.id;
     this.addUsage(chunk.usage);
     for (const choice of chunk.choices) {
       if (choice.index !== 0) continue;

@@ -22,6 +22,12 @@ const MAX_LISTED_MODELS = 200;
 const DEV_BALANCE = 1_000_000;
 
 /**
+ * The convenience tenant works at once: it does not meter tokens (an operator can turn that on
+ * with PATCH /admin/tenants/default {settings: {token_quota: true}}). Every other tenant does.
+ */
+const DEFAULT_TENANT_SETTINGS = { token_quota: false };
+
+/**
  * Development conveniences at start-up, idempotent across restarts:
  * - no JWT_SECRET (development): a `default` tenant with `dev-user` as a member, and a ready-made
  *   token for that user printed to the log (signed with the generated secret), and a token
@@ -43,7 +49,7 @@ export class DevelopmentBootstrapService implements OnApplicationBootstrap {
   async onApplicationBootstrap(): Promise<void> {
     if (this.config.openaiBaseUrl) await this.ensureDefaultProvider(this.config.openaiBaseUrl);
     if (this.config.jwtSecretGenerated && this.config.jwtSecret && this.config.nodeEnv !== 'production') {
-      await this.tenants.ensureTenant(DEFAULT_TENANT_ID, 'Default');
+      await this.tenants.ensureTenant(DEFAULT_TENANT_ID, 'Default', DEFAULT_TENANT_SETTINGS);
       await this.tenants.ensureMember(DEFAULT_TENANT_ID, DEV_USER_ID);
       await this.ensureDevBalance();
       const now = Math.floor(Date.now() / 1000);
@@ -84,7 +90,7 @@ export class DevelopmentBootstrapService implements OnApplicationBootstrap {
       this.logger.error(`OPENAI_BASE_URL ${problem}; no default provider was set up.`);
       return;
     }
-    await this.tenants.ensureTenant(DEFAULT_TENANT_ID, 'Default');
+    await this.tenants.ensureTenant(DEFAULT_TENANT_ID, 'Default', DEFAULT_TENANT_SETTINGS);
     if (await this.providerRows.existsBy({ tenantId: DEFAULT_TENANT_ID, baseUrl })) return;
     const listed = await this.listModels(baseUrl);
     const defaultModel = this.config.defaultModel ?? listed[0] ?? FALLBACK_MODEL;

@@ -132,7 +132,7 @@ export class TenantsService {
   }
 
   /** Makes sure a tenant exists (start-up convenience); true when it was created. */
-  async ensureTenant(tenantId: string, name: string): Promise<boolean> {
+  async ensureTenant(tenantId: string, name: string, settings: TenantSettings = {}): Promise<boolean> {
     const result = await this.tenants
       .createQueryBuilder()
       .insert()
@@ -142,7 +142,7 @@ export class TenantsService {
         defaultModel: null,
         rateLimitRequests: null,
         rateLimitWindowS: null,
-        settings: {},
+        settings: settings as QueryDeepPartialEntity<TenantSettings>,
       })
       .orIgnore()
       .execute();
