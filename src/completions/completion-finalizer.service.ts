@@ -10,6 +10,8 @@ import type { TurnRecorder } from './turn-recorder.js';
 
 export type TurnStatus = 'complete' | 'incomplete';
 
+const MAX_TITLES_IN_FLIGHT = 16;
+
 /**
  * After an answer: store the assistant turn (also when it was cut short), settle the reserved
  * tokens to what was used, and name a new conversation. Off the answer's path: nothing here is
@@ -18,6 +20,7 @@ export type TurnStatus = 'complete' | 'incomplete';
 @Injectable()
 export class CompletionFinalizer {
   private readonly logger = new Logger('Completions');
+  private titlesInFlight = 0;
 
   constructor(
     private readonly conversations: ConversationsService,
@@ -79,22 +82,33 @@ export class CompletionFinalizer {
       );
   }
 
-  /** A short, unbilled call to the same provider; a failure leaves the title empty. */
+  /**
+   * A short, unbilled call to the same provider; a failure leaves the title empty. Titles are best
+   * effort: past MAX_TITLES_IN_FLIGHT concurrent calls a conversation stays untitled rather than
+   * piling background calls onto a busy provider.
+   */
   private nameConversation(p: PreparedCompletion): void {
     const text = firstUserText(p.request.upstream.messages);
     if (!text) return;
-    void this.conversations.generateTitleLater(
-      p.ctx,
-      p.conversation!.conversation.id,
-      text,
-      async (prompt) => {
+    if (this.titlesInFlight >= MAX_TITLES_IN_FLIGHT) {
+      this.logger.debug(
+        `Too many title calls in flight: conversation ${p.conversation!.conversation.id} stays untitled`,
+      );
+      return;
+    }
+    this.titlesInFlight++;
+    const done = (): void => {
+      this.titlesInFlight--;
+    };
+    this.conversations
+      .generateTitleLater(p.ctx, p.conversation!.conversation.id, text, async (prompt) => {
         const completion = await p.adapter.complete(
           { model: p.target.model.id, messages: prompt, max_tokens: 24 },
           p.target,
           AbortSignal.timeout(this.config.upstreamTimeoutMs),
         );
         return completion.choices[0]?.message.content ?? '';
-      },
-    );
+      })
+      .then(done, done);
   }
 }

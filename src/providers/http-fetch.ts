@@ -43,11 +43,23 @@ export function createHttpFetch(options: { maxSockets?: number } = {}): typeof f
               responseHeaders.set(name, Array.isArray(value) ? value.join(', ') : value);
           }
           const status = res.statusCode ?? 502;
+          const meta = { status, statusText: res.statusMessage, headers: responseHeaders };
           // A Response may not carry a body for these statuses.
-          const bodyless = status === 204 || status === 205 || status === 304 || init.method === 'HEAD';
-          if (bodyless) res.resume();
-          const stream = bodyless ? null : (Readable.toWeb(res) as ReadableStream<Uint8Array>);
-          resolve(new Response(stream, { status, statusText: res.statusMessage, headers: responseHeaders }));
+          if (status === 204 || status === 205 || status === 304 || init.method === 'HEAD') {
+            res.resume();
+            resolve(new Response(null, meta));
+            return;
+          }
+          if (/^text\/event-stream/i.test(res.headers['content-type'] ?? '')) {
+            resolve(new Response(Readable.toWeb(res) as ReadableStream<Uint8Array>, meta));
+            return;
+          }
+          // A whole answer is read here and handed over as bytes: wrapping it in a web stream only
+          // for the SDK to read it back whole costs more than the read.
+          const chunks: Buffer[] = [];
+          res.on('data', (chunk: Buffer) => chunks.push(chunk));
+          res.once('end', () => resolve(new Response(Buffer.concat(chunks), meta)));
+          res.once('error', reject);
         },
       );
       request.on('error', reject);

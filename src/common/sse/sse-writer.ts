@@ -116,6 +116,12 @@ export class SseWriter {
           },
         }),
       );
+      // The client may have gone while the request was being prepared: its 'close' fired before
+      // the listener above existed. Started and then gone, like any other disconnect.
+      if (res.destroyed && !finished) {
+        finish();
+        options.onClientGone?.();
+      }
     });
     this.activeStreams.track(done);
     return done;
