@@ -1,7 +1,7 @@
-import { transform } from '@swc/core';
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
+import { transpile } from './transpile.mjs';
 
 // Source files import each other as `./x.js` (nodenext style); map that to `./x.ts` when only the
 // TypeScript file exists.
@@ -24,16 +24,9 @@ export async function load(url, context, nextLoad) {
     return nextLoad(url, context);
   }
   const filename = fileURLToPath(url);
-  const source = await readFile(filename, 'utf8');
-  const { code } = await transform(source, {
-    filename,
-    sourceMaps: 'inline',
-    module: { type: 'es6' },
-    jsc: {
-      target: 'es2022',
-      parser: { syntax: 'typescript', decorators: true },
-      transform: { legacyDecorator: true, decoratorMetadata: true, useDefineForClassFields: false },
-    },
-  });
-  return { format: 'module', source: code, shortCircuit: true };
+  const { code, map } = transpile(await readFile(filename, 'utf8'), filename);
+  const inlineMap = map
+    ? `\n//# sourceMappingURL=data:application/json;base64,${Buffer.from(map).toString('base64')}`
+    : '';
+  return { format: 'module', source: code + inlineMap, shortCircuit: true };
 }
