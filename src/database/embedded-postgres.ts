@@ -1,18 +1,45 @@
-import { PGlite } from '@electric-sql/pglite';
-import { PGLiteSocketServer } from '@electric-sql/pglite-socket';
-import { pgcrypto } from '@electric-sql/pglite/contrib/pgcrypto';
 import { mkdirSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { resolve } from 'node:path';
+import { Worker } from 'node:worker_threads';
+
+const require = createRequire(import.meta.url);
+
+// PGlite runs PostgreSQL as WASM on the thread that owns it; on the main thread every query would
+// stall HTTP handling. It lives in a worker instead, serving the wire protocol on a loopback port.
+const WORKER_SOURCE = `
+const { parentPort, workerData } = require('node:worker_threads');
+const { PGlite } = require(workerData.modules.pglite);
+const { pgcrypto } = require(workerData.modules.pgcrypto);
+const { PGLiteSocketServer } = require(workerData.modules.socket);
+(async () => {
+  const db = await PGlite.create({ dataDir: workerData.dataDir, extensions: { pgcrypto } });
+  const server = new PGLiteSocketServer({ db, host: '127.0.0.1', port: 0, maxConnections: 8 });
+  await server.start();
+  parentPort.on('message', async (message) => {
+    if (message !== 'stop') return;
+    try {
+      await server.stop();
+      await db.close();
+    } finally {
+      parentPort.postMessage({ type: 'stopped' });
+    }
+  });
+  parentPort.postMessage({ type: 'ready', conn: server.getServerConn() });
+})().catch((e) => parentPort.postMessage({ type: 'error', message: String((e && e.stack) || e) }));
+`;
+
+type WorkerMessage =
+  { type: 'ready'; conn: string } | { type: 'stopped' } | { type: 'error'; message: string };
 
 /**
- * Real PostgreSQL (PGlite, compiled to WASM) served in-process on a loopback port, so the normal
- * `pg` driver and the same migrations work with no server installed. One process per data
- * directory: PGlite does not lock it.
+ * Real PostgreSQL (PGlite, compiled to WASM) served in-process on a loopback port, from a worker
+ * thread, so the normal `pg` driver and the same migrations work with no server installed. One
+ * process per data directory: PGlite does not lock it.
  */
 export class EmbeddedPostgres {
   private constructor(
-    private readonly db: PGlite,
-    private readonly server: PGLiteSocketServer,
+    private readonly worker: Worker,
     readonly url: string,
   ) {}
 
@@ -21,16 +48,43 @@ export class EmbeddedPostgres {
     const inMemory = dataDir.startsWith('memory://');
     const path = inMemory ? undefined : resolve(dataDir);
     if (path) mkdirSync(path, { recursive: true });
-    const db = await PGlite.create({ dataDir: path, extensions: { pgcrypto } });
-    const server = new PGLiteSocketServer({ db, host: '127.0.0.1', port: 0, maxConnections: 8 });
-    await server.start();
-    const conn = server.getServerConn();
+    const worker = new Worker(WORKER_SOURCE, {
+      eval: true,
+      workerData: {
+        dataDir: path,
+        modules: {
+          pglite: require.resolve('@electric-sql/pglite'),
+          pgcrypto: require.resolve('@electric-sql/pglite/contrib/pgcrypto'),
+          socket: require.resolve('@electric-sql/pglite-socket'),
+        },
+      },
+    });
+    const conn = await new Promise<string>((resolveReady, reject) => {
+      const onMessage = (message: WorkerMessage): void => {
+        if (message.type === 'ready') resolveReady(message.conn);
+        else if (message.type === 'error')
+          reject(new Error(`The embedded database did not start: ${message.message}`));
+      };
+      worker.on('message', onMessage);
+      worker.once('error', reject);
+      worker.once('exit', (code) =>
+        reject(new Error(`The embedded database stopped during start-up (exit ${code})`)),
+      );
+    });
+    worker.removeAllListeners('exit');
     const port = conn.slice(conn.lastIndexOf(':') + 1);
-    return new EmbeddedPostgres(db, server, `postgres://postgres@127.0.0.1:${port}/postgres`);
+    return new EmbeddedPostgres(worker, `postgres://postgres@127.0.0.1:${port}/postgres`);
   }
 
   async stop(): Promise<void> {
-    await this.server.stop();
-    await this.db.close();
+    const stopped = new Promise<void>((resolveStopped) => {
+      this.worker.on('message', (message: WorkerMessage) => {
+        if (message.type === 'stopped') resolveStopped();
+      });
+      this.worker.once('exit', () => resolveStopped());
+    });
+    this.worker.postMessage('stop');
+    await stopped;
+    await this.worker.terminate();
   }
 }

@@ -42,6 +42,8 @@ function parseStored(blob: string): StoredTenantConfig | null {
   }
 }
 
+const STALE_FACTOR = 12;
+
 export function tenantConfigKey(tenantId: string): string {
   return `tenant-config:${tenantId}`;
 }
@@ -54,7 +56,10 @@ export function tenantConfigKey(tenantId: string): string {
 @Injectable()
 export class TenantConfigService {
   private readonly logger = new Logger('TenantConfig');
-  private readonly cache = new ExpiringLru<string, TenantConfig | null>(CACHE_ENTRIES);
+  /** `refreshAt`: past it the entry is still served while one refill runs in the background. */
+  private readonly cache = new ExpiringLru<string, { config: TenantConfig | null; refreshAt: number }>(
+    CACHE_ENTRIES,
+  );
   private readonly inflight = new Map<string, Promise<TenantConfig | null>>();
   /** Bumped on every change: a fill that started before one is returned but not cached. */
   private generation = 0;
@@ -80,7 +85,20 @@ export class TenantConfigService {
   get(tenantId: string): Promise<TenantConfig | null> {
     if (!isTenantId(tenantId)) return Promise.resolve(null);
     const hit = this.cache.get(tenantId);
-    if (hit !== undefined) return Promise.resolve(hit);
+    if (hit !== undefined) {
+      // Stale-while-revalidate: the hot path never waits on a refill (a busy database, a slow
+      // store); admin writes delete entries outright, so a change is never served stale.
+      if (Date.now() >= hit.refreshAt && !this.inflight.has(tenantId)) {
+        this.startFill(tenantId).catch((e: unknown) =>
+          this.logger.warn(`Could not refresh tenant ${tenantId}: ${(e as Error).message}`),
+        );
+      }
+      return Promise.resolve(hit.config);
+    }
+    return this.inflight.get(tenantId) ?? this.startFill(tenantId);
+  }
+
+  private startFill(tenantId: string): Promise<TenantConfig | null> {
     let pending = this.inflight.get(tenantId);
     if (pending === undefined) {
       const fill = this.fill(tenantId);
@@ -99,11 +117,10 @@ export class TenantConfigService {
     const stored = await this.load(tenantId);
     const config = stored ? this.toConfig(stored) : null;
     if (generation === this.generation && this.cacheMs > 0) {
-      this.cache.set(
-        tenantId,
-        config,
-        Date.now() + (config ? this.cacheMs : Math.min(this.cacheMs, MISSING_TTL_MS)),
-      );
+      const now = Date.now();
+      const fresh = config ? this.cacheMs : Math.min(this.cacheMs, MISSING_TTL_MS);
+      // Served stale for at most STALE_FACTOR times its freshness while refills fail.
+      this.cache.set(tenantId, { config, refreshAt: now + fresh }, now + fresh * STALE_FACTOR);
     }
     return config;
   }
