@@ -21,6 +21,8 @@ const ADMIN = 'bench-admin-token';
 const DURATION_S = Number(process.env.BENCH_DURATION_S ?? 5);
 const CONCURRENCIES = (process.env.BENCH_CONCURRENCY ?? '1,16,64,256').split(',').map(Number);
 const write = process.argv.includes('--write');
+// A fresh tenant per run, so the harness can run again against the same database.
+const TENANT = `bench-${Date.now().toString(36)}`;
 
 function start(
   name: string,
@@ -142,9 +144,14 @@ async function main(): Promise<void> {
     await json(`${base}/admin/tenants`, {
       method: 'POST',
       headers: adminHeaders,
-      body: JSON.stringify({ id: 'bench', name: 'Bench' }),
+      // BENCH_QUOTA=off measures the path without token balances.
+      body: JSON.stringify({
+        id: TENANT,
+        name: 'Bench',
+        settings: { token_quota: process.env.BENCH_QUOTA !== 'off' },
+      }),
     });
-    await json(`${base}/admin/tenants/bench/providers`, {
+    await json(`${base}/admin/tenants/${TENANT}/providers`, {
       method: 'POST',
       headers: adminHeaders,
       body: JSON.stringify({
@@ -156,17 +163,17 @@ async function main(): Promise<void> {
         models: [{ id: 'sim-small', context_length: 128000 }],
       }),
     });
-    await json(`${base}/admin/tenants/bench/members/bench-user`, {
+    await json(`${base}/admin/tenants/${TENANT}/members/bench-user`, {
       method: 'PUT',
       headers: adminHeaders,
       body: JSON.stringify({ role: 'member' }),
     });
-    await json(`${base}/admin/tenants/bench/users/bench-user/balance`, {
+    await json(`${base}/admin/tenants/${TENANT}/users/bench-user/balance`, {
       method: 'POST',
       headers: adminHeaders,
       body: JSON.stringify({ delta: 900_000_000_000, reason: 'benchmark' }),
     });
-    const token = jwt.sign({ sub: 'bench-user', tenant_id: 'bench' }, SECRET, {
+    const token = jwt.sign({ sub: 'bench-user', tenant_id: TENANT }, SECRET, {
       algorithm: 'HS256',
       expiresIn: '2h',
     });

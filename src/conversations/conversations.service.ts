@@ -48,6 +48,22 @@ function definedHints(hints: Record<string, unknown>): Record<string, unknown> {
  * Conversations of one user in one tenant: the turn API of the completion path (startTurn,
  * completeTurn, the `_conversation` block, title generation) and the REST operations.
  */
+/** What a turn writes on its conversation row. */
+function turnFields(
+  input: StartTurnInput,
+  prompt: { text: string | null; activeId: string | null },
+): TurnFields {
+  return {
+    model: input.model,
+    providerId: input.providerId,
+    systemPrompt: prompt.text,
+    activeSystemPromptId: prompt.activeId,
+    toolsEnabled: input.toolsEnabled,
+    activeTools: input.activeTools,
+    metadata: definedHints(input.hints),
+  };
+}
+
 @Injectable()
 export class ConversationsService implements OnModuleInit {
   private readonly logger = new Logger('Conversations');
@@ -127,15 +143,7 @@ export class ConversationsService implements OnModuleInit {
             }
           : null,
       });
-      const fields: TurnFields = {
-        model: input.model,
-        providerId: input.providerId,
-        systemPrompt: prompt.text,
-        activeSystemPromptId: prompt.activeId,
-        toolsEnabled: input.toolsEnabled,
-        activeTools: input.activeTools,
-        metadata: definedHints(input.hints),
-      };
+      const fields = turnFields(input, prompt);
 
       if (locked) {
         const id = locked.conversation.id;
@@ -185,15 +193,7 @@ export class ConversationsService implements OnModuleInit {
       clientSystemText: client.systemText,
       remembered: null,
     });
-    const fields: TurnFields = {
-      model: input.model,
-      providerId: input.providerId,
-      systemPrompt: prompt.text,
-      activeSystemPromptId: prompt.activeId,
-      toolsEnabled: input.toolsEnabled,
-      activeTools: input.activeTools,
-      metadata: definedHints(input.hints),
-    };
+    const fields = turnFields(input, prompt);
     const identity = { id: randomUUID(), createdAt: new Date() };
     const conversation: ConversationInfo = {
       id: identity.id,
