@@ -116,6 +116,19 @@ export interface LockedConversation {
   requestedPromptContent: string | null;
 }
 
+/** The turn fields as statement parameters, in the column order both turn statements use. */
+function turnFieldParams(fields: TurnFields): unknown[] {
+  return [
+    fields.model,
+    fields.providerId,
+    fields.systemPrompt,
+    fields.activeSystemPromptId,
+    fields.toolsEnabled,
+    JSON.stringify(fields.activeTools),
+    JSON.stringify(fields.metadata),
+  ];
+}
+
 /** The reads and writes of one turn's transaction, all scoped by the caller's tenant and user. */
 export class TurnTransaction {
   constructor(private readonly em: EntityManager) {}
@@ -185,13 +198,7 @@ export class TurnTransaction {
       [
         ctx.tenantId,
         ctx.userId,
-        fields.model,
-        fields.providerId,
-        fields.systemPrompt,
-        fields.activeSystemPromptId,
-        fields.toolsEnabled,
-        JSON.stringify(fields.activeTools),
-        JSON.stringify(fields.metadata),
+        ...turnFieldParams(fields),
         messages.length,
         messagesParam(messages),
         identity.id,
@@ -222,13 +229,7 @@ export class TurnTransaction {
         conversationId,
         ctx.tenantId,
         ctx.userId,
-        fields.model,
-        fields.providerId,
-        fields.systemPrompt,
-        fields.activeSystemPromptId,
-        fields.toolsEnabled,
-        JSON.stringify(fields.activeTools),
-        JSON.stringify(fields.metadata),
+        ...turnFieldParams(fields),
         messages.length,
         messagesParam(messages),
       ],

@@ -1,4 +1,4 @@
-import { ParleyError, type OpenAiErrorBody } from '../errors/parley-error.js';
+import type { OpenAiErrorBody } from '../errors/parley-error.js';
 import { toParleyError } from '../errors/to-parley-error.js';
 
 /** One SSE event: its integer id (1, 2, ... per stream, `[DONE]` included) and its data line. */
@@ -21,10 +21,6 @@ export function formatSseEvent(frame: SseFrame): string {
 }
 
 export const SSE_PING = ': ping\n\n';
-
-export function isParleyError(e: unknown): e is ParleyError {
-  return e instanceof ParleyError;
-}
 
 /** Numbers payloads 1, 2, 3... and serialises each once. */
 export function toFrame(payload: unknown, id: number): SseFrame {
