@@ -1,5 +1,6 @@
 import request from 'supertest';
 import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
+import type { ConversationBlock } from '../../src/conversations/conversation.types.js';
 import { ConversationsRepository } from '../../src/conversations/conversations.repository.js';
 import { expectConforms, expectStreamConforms } from '../utils/conformance.js';
 import { createTestApp, type TestApp } from '../utils/create-test-app.js';
@@ -18,18 +19,6 @@ const TITLE_INSTRUCTION = 'You name conversations.';
 interface User {
   token: string;
 }
-interface Block {
-  id: string;
-  title: string | null;
-  model: string | null;
-  created_at: string;
-  tools_enabled: boolean;
-  active_tools: string[];
-  active_system_prompt_id: string | null;
-  seq: number;
-  user_message_id: string | null;
-  assistant_message_id: string | null;
-}
 interface Message {
   id: string;
   seq: number;
@@ -42,7 +31,7 @@ interface Chunk {
   id: string;
   object: string;
   choices: Array<{ index: number; delta: Record<string, unknown>; finish_reason: string | null }>;
-  _conversation?: Block;
+  _conversation?: ConversationBlock;
 }
 
 const user = (content: string) => ({ role: 'user', content });
@@ -55,7 +44,7 @@ const streamedText = (payloads: unknown[]) =>
   chunksOf(payloads)
     .map((c) => (typeof c.choices[0]?.delta.content === 'string' ? c.choices[0].delta.content : ''))
     .join('');
-const blockOf = (payloads: unknown[]): Block | undefined =>
+const blockOf = (payloads: unknown[]): ConversationBlock | undefined =>
   chunksOf(payloads).find((c) => c._conversation !== undefined)?._conversation;
 
 const isTitleRequest = (req: RecordedRequest) => {
@@ -85,7 +74,10 @@ async function eventually<T>(
 }
 
 /** Contract section 4: the `_conversation` block, every field. */
-function expectBlock(block: Block | undefined, expected: Partial<Block> = {}): Block {
+function expectBlock(
+  block: ConversationBlock | undefined,
+  expected: Partial<ConversationBlock> = {},
+): ConversationBlock {
   expect(block).toBeDefined();
   expect(Object.keys(block!).sort()).toEqual(
     [
@@ -173,7 +165,10 @@ describe('conversations through POST /v1/chat/completions', () => {
       .send(body);
     expect(res.status, JSON.stringify(res.body)).toBe(200);
     expectConforms('CreateChatCompletionResponse', res.body);
-    return res.body as { choices: Array<{ message: { content: string } }>; _conversation?: Block };
+    return res.body as {
+      choices: Array<{ message: { content: string } }>;
+      _conversation?: ConversationBlock;
+    };
   };
   const sse = async (who: User, body: object, headers: Record<string, string> = {}) => {
     const res = await sseRequest(`${t.url}/v1/chat/completions`, {
