@@ -1,7 +1,6 @@
-import { DynamicModule, MiddlewareConsumer, Module, NestModule, type Type } from '@nestjs/common';
+import { DynamicModule, Module, type Type } from '@nestjs/common';
 import { AuthModule } from './auth/auth.module.js';
 import { CommonModule } from './common/common.module.js';
-import { requestIdMiddleware } from './common/http/request-id.middleware.js';
 import { CompletionsModule } from './completions/completions.module.js';
 import type { AppConfig } from './config/app-config.js';
 import { ConfigModule } from './config/config.module.js';
@@ -15,7 +14,7 @@ import { TenantsModule } from './tenants/tenants.module.js';
 import { ToolsModule } from './tools/tools.module.js';
 
 @Module({})
-export class AppModule implements NestModule {
+export class AppModule {
   /** `extraModules`: more modules to load, e.g. a team's own tools (the tests use it too). */
   static forRoot(config: AppConfig, extraModules: Array<Type | DynamicModule> = []): DynamicModule {
     return {
@@ -36,9 +35,5 @@ export class AppModule implements NestModule {
         ...extraModules,
       ],
     };
-  }
-
-  configure(consumer: MiddlewareConsumer): void {
-    consumer.apply(requestIdMiddleware).forRoutes('*path');
   }
 }

@@ -1,6 +1,5 @@
 import { type CanActivate, type ExecutionContext, Injectable } from '@nestjs/common';
 import { Reflector } from '@nestjs/core';
-import type { Response } from 'express';
 import { IS_PUBLIC } from '../common/context/public.decorator.js';
 import type { ParleyClaims, ParleyRequest, RequestContext } from '../common/context/request-context.js';
 import { IS_ADMIN_ROUTE } from './admin-route.decorator.js';
@@ -39,7 +38,7 @@ export class JwtAuthGuard implements CanActivate {
       req.parley = contextOf(cached);
       return true;
     }
-    return this.verifier.verify(req, context.switchToHttp().getResponse<Response>(), token).then((claims) => {
+    return this.verifier.verify(req, token).then((claims) => {
       req.parley = contextOf(claims);
       return true;
     });

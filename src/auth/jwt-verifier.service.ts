@@ -1,5 +1,5 @@
 import { Inject, Injectable, Logger, type OnModuleInit } from '@nestjs/common';
-import type { Request, Response } from 'express';
+import type { IncomingHttpHeaders } from 'node:http';
 import passport from 'passport';
 import type { ParleyClaims } from '../common/context/request-context.js';
 import type { AppConfig } from '../config/app-config.js';
@@ -52,7 +52,7 @@ export class JwtVerifier implements OnModuleInit {
   }
 
   /** Verifies the request's bearer token (`token` is what the caller extracted from it). */
-  async verify(req: Request, res: Response, token: string): Promise<ParleyClaims> {
+  async verify(req: { headers: IncomingHttpHeaders }, token: string): Promise<ParleyClaims> {
     const hit = this.verified.get(token);
     if (hit) return hit;
     const claims = await new Promise<ParleyClaims>((resolve, reject) => {
@@ -65,8 +65,9 @@ export class JwtVerifier implements OnModuleInit {
           if (err || !user) reject(invalidToken(failureReason(err ?? info)));
           else resolve(user);
         },
-      ) as (req: Request, res: Response, next: (err?: unknown) => void) => void;
-      authenticate(req, res, (err?: unknown) => reject(invalidToken(failureReason(err))));
+      ) as (req: unknown, res: unknown, next: (err?: unknown) => void) => void;
+      // With a callback passport never touches the response; the strategy reads only the headers.
+      authenticate(req, undefined, (err?: unknown) => reject(invalidToken(failureReason(err))));
     });
     const now = Date.now();
     const expiresAt = Math.min(claims.exp !== undefined ? claims.exp * 1000 : Infinity, now + MAX_CACHE_MS);

@@ -10,8 +10,9 @@ import {
   ApiQuery,
   ApiTags,
 } from '@nestjs/swagger';
-import type { Response } from 'express';
+import type { FastifyReply } from 'fastify';
 import { Ctx, type TenantContext } from '../common/context/request-context.js';
+import { sendJson } from '../common/http/send-json.js';
 import { SseWriter } from '../common/sse/sse-writer.js';
 import { TokenBalanceGuard } from '../quota/balance/token-balance.guard.js';
 import { TenantRateLimitGuard } from '../quota/rate-limit/tenant-rate-limit.guard.js';
@@ -48,23 +49,24 @@ export class CompletionsController {
     @Body() body: unknown,
     @Headers('x-conversation-id') conversationId: string | undefined,
     @Headers('x-provider-id') providerId: string | undefined,
-    @Res() res: Response,
+    @Res() reply: FastifyReply,
   ): Promise<void> {
     const prepared = await this.completions.prepare(ctx, tenant, body, { conversationId, providerId });
     if (prepared.stream) {
       // The generation belongs to a session, not to this response: a client that goes away can
       // resume it (GET .../:id/stream) within the grace period, on any instance.
       const session = this.sessions.create(prepared, (signal) => this.completions.stream(prepared, signal));
-      await this.sse.write(res, session.live(res));
+      await this.sse.write(reply, session.live(reply.raw));
       return;
     }
-    // The client going away aborts the upstream call (res 'close', not req: the request's close
-    // fires as soon as the body has been read).
+    // The client going away aborts the upstream call (the response's 'close', not the request's:
+    // that fires as soon as the body has been read).
+    const res = reply.raw;
     const abort = new AbortController();
     res.on('close', () => {
       if (!res.writableFinished) abort.abort();
     });
-    res.status(200).json(await this.completions.complete(prepared, abort.signal));
+    sendJson(reply, 200, await this.completions.complete(prepared, abort.signal));
   }
 
   @Get(['v1/chat/completions/:id/stream', ':tenantId/v1/chat/completions/:id/stream'])
@@ -89,14 +91,15 @@ export class CompletionsController {
     @Param('id') id: string,
     @Headers('last-event-id') lastEventId: string | undefined,
     @Query('after') after: unknown,
-    @Res() res: Response,
+    @Res() reply: FastifyReply,
   ): Promise<void> {
     const afterId = resumePosition(lastEventId, after);
-    const source = await this.resumer.open(ctx, id, afterId, res);
+    const source = await this.resumer.open(ctx, id, afterId, reply.raw);
     if (source.kind === 'finished') {
-      res.status(204).end();
+      reply.hijack();
+      reply.raw.writeHead(204).end();
       return;
     }
-    await this.sse.write(res, source.frames);
+    await this.sse.write(reply, source.frames);
   }
 }

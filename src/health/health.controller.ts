@@ -7,7 +7,7 @@ import {
   type HealthCheckResult,
   type HealthIndicatorResult,
 } from '@nestjs/terminus';
-import type { Response } from 'express';
+import type { FastifyReply } from 'fastify';
 import { Public } from '../common/context/public.decorator.js';
 import { ParleyError } from '../common/errors/parley-error.js';
 import { STORE, type Store } from '../store/store.port.js';
@@ -35,7 +35,7 @@ export class HealthController {
   @ApiServiceUnavailableResponse({
     description: 'The database or the store does not answer (OpenAI error envelope plus details).',
   })
-  async ready(@Res({ passthrough: true }) res: Response): Promise<HealthCheckResult | object> {
+  async ready(@Res({ passthrough: true }) reply: FastifyReply): Promise<HealthCheckResult | object> {
     try {
       return await this.health.check([
         () => this.db.pingCheck('database', { timeout: 1500 }),
@@ -45,7 +45,7 @@ export class HealthController {
       if (!(e instanceof ServiceUnavailableException)) throw e;
       const result = e.getResponse() as HealthCheckResult;
       const down = Object.keys(result.error ?? {}).join(', ');
-      res.status(HttpStatus.SERVICE_UNAVAILABLE);
+      reply.status(HttpStatus.SERVICE_UNAVAILABLE);
       const error = new ParleyError('service_unavailable', `Not ready: ${down} unavailable`);
       return { error: error.toBody(), status: result.status, details: result.details };
     }

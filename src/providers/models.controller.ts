@@ -10,12 +10,8 @@ const TENANT_PARAM = {
   type: String,
   description: 'The tenant (the caller must be a member).',
 };
-const MODEL_PARAM = { name: 'model', type: String, description: 'A model id; it may contain `/`.' };
-
-/** A wildcard parameter arrives as its path segments (model ids such as `org/model` have slashes). */
-function modelId(param: string[] | string): string {
-  return Array.isArray(param) ? param.join('/') : param;
-}
+// The docs name a wildcard segment `path`.
+const MODEL_PARAM = { name: 'path', type: String, description: 'The model id; it may contain `/`.' };
 
 /** OpenAI's `GET /v1/models` (and retrieve), for the caller's tenant. */
 @ApiTags('models')
@@ -37,21 +33,19 @@ export class ModelsController {
     return this.catalog.listModels(tenant);
   }
 
-  @Get('v1/models/*model')
+  // A wildcard: model ids such as `org/model` have slashes.
+  @Get('v1/models/*')
   @ApiParam(MODEL_PARAM)
   @ApiOkResponse({ type: ModelObjectDto })
-  retrieve(@CurrentTenant() tenant: TenantConfig, @Param('model') model: string[] | string): ModelObject {
-    return this.catalog.retrieveModel(tenant, modelId(model));
+  retrieve(@CurrentTenant() tenant: TenantConfig, @Param('*') model: string): ModelObject {
+    return this.catalog.retrieveModel(tenant, model);
   }
 
-  @Get(':tenantId/v1/models/*model')
+  @Get(':tenantId/v1/models/*')
   @ApiParam(TENANT_PARAM)
   @ApiParam(MODEL_PARAM)
   @ApiOkResponse({ type: ModelObjectDto })
-  retrieveForTenant(
-    @CurrentTenant() tenant: TenantConfig,
-    @Param('model') model: string[] | string,
-  ): ModelObject {
-    return this.catalog.retrieveModel(tenant, modelId(model));
+  retrieveForTenant(@CurrentTenant() tenant: TenantConfig, @Param('*') model: string): ModelObject {
+    return this.catalog.retrieveModel(tenant, model);
   }
 }

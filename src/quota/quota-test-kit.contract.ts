@@ -120,7 +120,8 @@ export function fakeHttp(tenant: TenantConfig, userId = 'user-1', withTenant = t
     parley: { userId, claims: { sub: userId }, isAdmin: false, tenantId: tenant.id },
     ...(withTenant ? { parleyTenant: tenant } : {}),
   } as unknown as QuotaRequest;
-  const res = { setHeader: (name: string, value: string) => (headers[name.toLowerCase()] = value) };
+  // A Fastify reply; the guards set headers on its raw response.
+  const res = { raw: { setHeader: (name: string, value: string) => (headers[name.toLowerCase()] = value) } };
   const context = {
     switchToHttp: () => ({ getRequest: () => req, getResponse: () => res }),
   } as unknown as ExecutionContext;

@@ -1,5 +1,5 @@
 import type { DynamicModule, Type } from '@nestjs/common';
-import type { NestExpressApplication } from '@nestjs/platform-express';
+import type { NestFastifyApplication } from '@nestjs/platform-fastify';
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { createParleyApp, listen } from '../../src/app.factory.js';
@@ -10,7 +10,7 @@ export const TEST_JWT_SECRET = 'parley-test-secret-0123456789abcdef';
 export const TEST_ADMIN_TOKEN = 'parley-test-admin-token';
 
 export interface TestApp {
-  app: NestExpressApplication;
+  app: NestFastifyApplication;
   config: AppConfig;
   /** `http://127.0.0.1:<port>` */
   url: string;

@@ -1,5 +1,5 @@
 import { createParamDecorator, type ExecutionContext } from '@nestjs/common';
-import type { Request } from 'express';
+import type { FastifyRequest } from 'fastify';
 
 /** The verified claims Parley reads from a JWT. */
 export interface ParleyClaims {
@@ -24,7 +24,7 @@ export interface TenantContext extends RequestContext {
   tenantId: string;
 }
 
-export interface ParleyRequest extends Request {
+export interface ParleyRequest extends FastifyRequest {
   parley?: RequestContext;
 }
 

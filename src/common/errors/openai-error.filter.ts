@@ -1,5 +1,6 @@
 import { ArgumentsHost, Catch, ExceptionFilter, Logger } from '@nestjs/common';
-import type { Response } from 'express';
+import type { FastifyReply } from 'fastify';
+import { sendJson } from '../http/send-json.js';
 import { errorEnvelope } from './parley-error.js';
 import { toParleyError } from './to-parley-error.js';
 
@@ -17,13 +18,12 @@ export class OpenAiErrorFilter implements ExceptionFilter {
     } else if (error.status > 500) {
       this.logger.warn(`${error.code}: ${error.message}`);
     }
-    const res = host.switchToHttp().getResponse<Response>();
-    if (res.headersSent) {
+    const reply = host.switchToHttp().getResponse<FastifyReply>();
+    if (reply.raw.headersSent) {
       // A stream already started: the SSE writer owns the answer; just make sure it ends.
-      if (!res.writableEnded) res.end();
+      if (!reply.raw.writableEnded) reply.raw.end();
       return;
     }
-    for (const [name, value] of Object.entries(error.headers)) res.setHeader(name, value);
-    res.status(error.status).json(errorEnvelope(error.toBody()));
+    sendJson(reply, error.status, errorEnvelope(error.toBody()), error.headers);
   }
 }

@@ -1,10 +1,11 @@
 import { Inject, Injectable } from '@nestjs/common';
-import type { Response } from 'express';
+import type { FastifyReply } from 'fastify';
 import { Subscription, type Observable } from 'rxjs';
 import type { AppConfig } from '../../config/app-config.js';
 import { APP_CONFIG } from '../../config/config.module.js';
 import { errorEnvelope } from '../errors/parley-error.js';
 import { toParleyError } from '../errors/to-parley-error.js';
+import { sendJson } from '../http/send-json.js';
 import { ActiveStreams } from './active-streams.js';
 import { DONE_DATA, errorFrameData, formatSseEvent, SSE_PING, type SseFrame } from './sse-frame.js';
 
@@ -35,7 +36,10 @@ export class SseWriter {
     private readonly activeStreams: ActiveStreams,
   ) {}
 
-  write(res: Response, frames: Observable<SseFrame>, options: SseWriteOptions = {}): Promise<void> {
+  write(reply: FastifyReply, frames: Observable<SseFrame>, options: SseWriteOptions = {}): Promise<void> {
+    // The answer is written to the socket from here on; Fastify keeps out of it.
+    if (!reply.sent) reply.hijack();
+    const res = reply.raw;
     const done = new Promise<void>((resolve) => {
       let lastId = 0;
       let finished = false;
@@ -97,10 +101,10 @@ export class SseWriter {
             if (finished) return;
             if (!res.headersSent) {
               const error = toParleyError(err);
-              for (const [name, value] of Object.entries({ ...options.headers, ...error.headers })) {
-                res.setHeader(name, value);
-              }
-              res.status(error.status).json(errorEnvelope(error.toBody()));
+              sendJson(reply, error.status, errorEnvelope(error.toBody()), {
+                ...options.headers,
+                ...error.headers,
+              });
               finish();
               return;
             }

@@ -1,5 +1,5 @@
 import { Injectable } from '@nestjs/common';
-import type { Response } from 'express';
+import type { ServerResponse } from 'node:http';
 import { Observable, type Subscriber } from 'rxjs';
 import type { TenantContext } from '../../common/context/request-context.js';
 import { ParleyError } from '../../common/errors/parley-error.js';
@@ -25,7 +25,7 @@ export class StreamResumer {
   constructor(private readonly log: StreamLog) {}
 
   /** Throws 404 `not_found` unless the completion is this user's, in this tenant, and still kept. */
-  async open(ctx: TenantContext, id: string, afterId: number, res: Response): Promise<ResumeSource> {
+  async open(ctx: TenantContext, id: string, afterId: number, res: ServerResponse): Promise<ResumeSource> {
     if (!isCompletionId(id)) throw notFound();
     const meta = await this.log.readMeta(id);
     if (!meta || meta.tenantId !== ctx.tenantId || meta.userId !== ctx.userId) throw notFound();
@@ -36,7 +36,7 @@ export class StreamResumer {
     return { kind: 'frames', frames: this.frames(id, afterId, res) };
   }
 
-  private frames(id: string, afterId: number, res: Response): Observable<SseFrame> {
+  private frames(id: string, afterId: number, res: ServerResponse): Observable<SseFrame> {
     return new Observable<SseFrame>((subscriber) => {
       const abort = new AbortController();
       const lease = setInterval(
@@ -57,7 +57,7 @@ export class StreamResumer {
   private async pump(
     id: string,
     afterId: number,
-    res: Response,
+    res: ServerResponse,
     subscriber: Subscriber<SseFrame>,
     signal: AbortSignal,
   ): Promise<void> {
@@ -106,7 +106,7 @@ export class StreamResumer {
 }
 
 /** Waits while the client has more than the bound unsent (or until it goes away). */
-function drained(res: Response, signal: AbortSignal): Promise<void> {
+function drained(res: ServerResponse, signal: AbortSignal): Promise<void> {
   if (res.writableLength <= CLIENT_BUFFER_LIMIT_BYTES || res.destroyed) return Promise.resolve();
   return new Promise<void>((resolve) => {
     const done = (): void => {

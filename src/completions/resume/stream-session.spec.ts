@@ -1,5 +1,5 @@
 import type { Logger } from '@nestjs/common';
-import type { Response } from 'express';
+import type { ServerResponse } from 'node:http';
 import type { ChatCompletionChunk } from 'openai/resources/chat/completions';
 import { Observable, Subject, type Subscription } from 'rxjs';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
@@ -67,7 +67,7 @@ describe('StreamSession', () => {
       logger: { log: vi.fn(), warn: vi.fn() } as unknown as Logger,
       graceMs: GRACE,
     });
-    client = session.live(res as unknown as Response).subscribe({
+    client = session.live(res as unknown as ServerResponse).subscribe({
       next: (f) => received.push(f),
       error: (error: unknown) => (ended = { error }),
       complete: () => (ended = 'complete'),

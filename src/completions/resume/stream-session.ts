@@ -1,5 +1,5 @@
 import type { Logger } from '@nestjs/common';
-import type { Response } from 'express';
+import type { ServerResponse } from 'node:http';
 import type { ChatCompletionChunk } from 'openai/resources/chat/completions';
 import { Observable, type Subscriber, type Subscription } from 'rxjs';
 import { ParleyError } from '../../common/errors/parley-error.js';
@@ -21,7 +21,7 @@ export interface StreamSessionDeps {
 
 interface LiveClient {
   subscriber: Subscriber<SseFrame>;
-  res: Response;
+  res: ServerResponse;
 }
 
 type State = 'new' | 'running' | 'ended';
@@ -71,7 +71,7 @@ export class StreamSession {
    * the generation; unsubscribing before the end (the writer does when the client goes away)
    * detaches the client and starts the grace period. Only one subscription.
    */
-  live(res: Response): Observable<SseFrame> {
+  live(res: ServerResponse): Observable<SseFrame> {
     return new Observable<SseFrame>((subscriber) => {
       if (this.state !== 'new') {
         subscriber.error(new ParleyError('internal_error', 'The stream was already started.'));

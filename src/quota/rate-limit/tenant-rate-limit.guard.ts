@@ -1,5 +1,5 @@
 import { type CanActivate, type ExecutionContext, Injectable, Logger } from '@nestjs/common';
-import type { Response } from 'express';
+import type { FastifyReply } from 'fastify';
 import { ParleyError } from '../../common/errors/parley-error.js';
 import { TenantConfigService } from '../../tenants/tenant-config.service.js';
 import { balanceKey } from '../balance/balance-keys.js';
@@ -36,7 +36,8 @@ export class TenantRateLimitGuard implements CanActivate {
   async canActivate(context: ExecutionContext): Promise<boolean> {
     const http = context.switchToHttp();
     const req = http.getRequest<QuotaRequest>();
-    const res = http.getResponse<Response>();
+    // On the raw response, so streamed and hijacked answers carry them too.
+    const res = http.getResponse<FastifyReply>().raw;
     const { userId, tenant } = await tenantOfRequest(req, this.tenants, TenantRateLimitGuard.name);
     const { requests: limit, windowS } = tenant.rateLimit;
     const windowMs = windowS * 1000;
