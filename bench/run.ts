@@ -8,7 +8,7 @@
 import autocannon from 'autocannon';
 import jwt from 'jsonwebtoken';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -51,9 +51,30 @@ function start(
   });
 }
 
+/** A process and its descendants (the workers, when Parley runs with WORKERS > 1). */
+function processTree(pid: number): number[] {
+  let children: number[] = [];
+  try {
+    for (const task of readdirSync(`/proc/${pid}/task`)) {
+      const listed = readFileSync(`/proc/${pid}/task/${task}/children`, 'utf8').trim();
+      if (listed) children = children.concat(listed.split(/\s+/).map(Number));
+    }
+  } catch {
+    // The process ended meanwhile.
+  }
+  return [pid, ...children.flatMap(processTree)];
+}
+
+/** Resident memory of Parley, all its processes together. */
 function rssMb(pid: number): number {
-  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
-  const kb = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0);
+  let kb = 0;
+  for (const each of processTree(pid)) {
+    try {
+      kb += Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${each}/status`, 'utf8'))?.[1] ?? 0);
+    } catch {
+      // The process ended meanwhile.
+    }
+  }
   return Math.round(kb / 1024);
 }
 
@@ -235,7 +256,7 @@ async function main(): Promise<void> {
     const f = (n: number): string => n.toFixed(3);
     const lines = [
       `Machine: ${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.version}; ` +
-        `store: ${process.env.REDIS_URL ? 'Redis' : 'in-process'}, database: ${process.env.DATABASE_URL ? 'PostgreSQL' : 'PGlite'}; ` +
+        `store: ${process.env.REDIS_URL ? 'Redis' : 'in-process'}, database: ${process.env.DATABASE_URL ? 'PostgreSQL' : 'PGlite'}, workers: ${process.env.WORKERS ?? '1'}; ` +
         `simulator, Parley and autocannon share the machine; ${DURATION_S} s per cell.`,
       '',
       '| sequential, 1 connection (ms) | direct p50 | Parley p50 | added p50 | direct p99 | Parley p99 |',

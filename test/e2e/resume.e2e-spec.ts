@@ -355,6 +355,8 @@ describe('resumable streams, one instance (embedded defaults)', () => {
 });
 
 describe('resumable streams at shutdown', () => {
+  // A longer timeout: the test starts its own app, and the embedded database alone can take 10 s to
+  // start on a loaded machine.
   it('stops a generation nobody reads at once instead of waiting out its grace period', async () => {
     const sim = await UpstreamSimulator.start();
     const t = await createTestApp({ ...ENV, RESUME_GRACE_MS: '60000', SHUTDOWN_GRACE_MS: '20000' });
@@ -377,7 +379,7 @@ describe('resumable streams at shutdown', () => {
       if (!closed) await t.close();
       await sim.stop();
     }
-  });
+  }, 60_000);
 });
 
 describe.skipIf(!hasRedis)('resumable streams across instances (Redis)', () => {

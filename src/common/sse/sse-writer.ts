@@ -47,22 +47,29 @@ export class SseWriter {
       const subscription = new Subscription();
       let heartbeat: NodeJS.Timeout | undefined;
 
-      const openStream = (): void => {
+      let corked = false;
+
+      /** The status line; sent on its own only when no frame follows it right away. */
+      const openStream = (flush: boolean): void => {
         if (res.headersSent) return;
         res.writeHead(200, { ...SSE_HEADERS, ...options.headers });
-        res.flushHeaders();
+        if (flush) res.flushHeaders();
       };
       const armHeartbeat = (): void => {
-        clearTimeout(heartbeat);
+        // refresh() restarts the same timer: cheaper than a new one per frame.
+        if (heartbeat) {
+          heartbeat.refresh();
+          return;
+        }
         heartbeat = setTimeout(() => {
           if (finished) return;
           // Before the status line is out, silence is the first-event wait's business.
           if (res.headersSent) res.write(SSE_PING);
-          armHeartbeat();
+          heartbeat?.refresh();
         }, this.config.streamHeartbeatMs);
       };
       const firstEventWait = setTimeout(() => {
-        if (!finished) openStream();
+        if (!finished) openStream(true);
       }, this.config.streamFirstEventWaitMs);
 
       const finish = (): void => {
@@ -76,6 +83,19 @@ export class SseWriter {
       };
       const emit = (frame: SseFrame): void => {
         lastId = frame.id;
+        // Frames produced in one turn of the event loop (several events in one upstream packet)
+        // leave in one socket write; each write is a syscall and a wake-up of the client.
+        // The socket itself, not the response: once the response ends it lets go of its socket,
+        // and that socket's cork must still be undone.
+        const socket = res.socket;
+        if (!corked && socket) {
+          corked = true;
+          socket.cork();
+          setImmediate(() => {
+            corked = false;
+            socket.uncork();
+          });
+        }
         res.write(formatSseEvent(frame));
       };
 
@@ -91,7 +111,7 @@ export class SseWriter {
         frames.subscribe({
           next: (frame) => {
             if (finished) return;
-            openStream();
+            openStream(false);
             emit(frame);
             // A replayed log already ends with its own `[DONE]`.
             if (frame.data === DONE_DATA) finish();
@@ -114,7 +134,7 @@ export class SseWriter {
           },
           complete: () => {
             if (finished) return;
-            openStream();
+            openStream(false);
             emit({ id: lastId + 1, data: DONE_DATA });
             finish();
           },
