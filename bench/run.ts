@@ -150,7 +150,8 @@ async function main(): Promise<void> {
     ADMIN_TOKEN: ADMIN,
     ENCRYPTION_KEY: 'a'.repeat(64),
     DATA_DIR: 'memory://',
-    LOG_LEVEL: 'warn',
+    // Info, as in production: the per-request log line is part of the cost.
+    LOG_LEVEL: 'info',
     DEFAULT_RATE_LIMIT_REQUESTS: '100000000',
   };
   const parley = await start('parley', ['dist/main.js'], parleyEnv, /listening/);

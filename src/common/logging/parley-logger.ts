@@ -1,6 +1,7 @@
 import { LoggerService } from '@nestjs/common';
 import { pino, type Logger as PinoLogger } from 'pino';
 import type { LogFormat, LogLevel } from '../../config/app-config.js';
+import { bufferedStdout } from './stdout-sink.js';
 
 const LEVEL_RANK: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 40 };
 
@@ -17,7 +18,7 @@ export class ParleyLogger implements LoggerService {
   constructor(
     private readonly format: LogFormat,
     level: LogLevel,
-    private readonly sink: Sink = (line) => process.stdout.write(line),
+    private readonly sink: Sink = bufferedStdout(),
   ) {
     this.minRank = LEVEL_RANK[level];
     if (format === 'json') {
