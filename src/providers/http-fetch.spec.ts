@@ -1,29 +1,61 @@
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createTcpServer, type AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createHttpFetch } from './http-fetch.js';
 
 describe(createHttpFetch.name, () => {
   let server: Server;
   let base: string;
+  /** Requests whose connection closed before their answer ended, by path. */
+  const cut: string[] = [];
   const sut = createHttpFetch();
+
+  const routes: Record<string, (req: IncomingMessage, res: ServerResponse, body: string) => void> = {
+    '/stream': (_req, res) => {
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      res.write('data: 1\n\n');
+      setTimeout(() => res.end('data: 2\n\n'), 20);
+    },
+    // Writes until the connection goes away.
+    '/endless': (_req, res) => {
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      const timer = setInterval(() => res.write('data: x\n\n'), 5);
+      res.once('close', () => clearInterval(timer));
+    },
+    '/broken-stream': (_req, res) => {
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      res.write('data: 1\n\n');
+      setTimeout(() => res.destroy(), 20);
+    },
+    '/broken': (_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/json', 'content-length': '100' });
+      res.write('{"a":');
+      setTimeout(() => res.destroy(), 20);
+    },
+    '/slow': () => undefined, // never answers
+    '/empty': (_req, res) => res.writeHead(204).end(),
+    '/bom': (_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from('{"bom":"é"}')]));
+    },
+    '/many-headers': (_req, res) => {
+      res.setHeader('set-cookie', ['a=1', 'b=2']);
+      res.setHeader('x-twice', ['1', '2']);
+      res.writeHead(400, 'Nope', { 'content-type': 'text/plain' });
+      res.end('bad');
+    },
+  };
 
   beforeAll(async () => {
     server = createServer((req, res) => {
       let body = '';
+      res.once('close', () => {
+        if (!res.writableFinished) cut.push(req.url ?? '');
+      });
       req.on('data', (c: Buffer) => (body += c.toString()));
       req.on('end', () => {
-        if (req.url === '/stream') {
-          res.writeHead(200, { 'content-type': 'text/event-stream' });
-          res.write('data: 1\n\n');
-          setTimeout(() => res.end('data: 2\n\n'), 20);
-          return;
-        }
-        if (req.url === '/slow') return; // never answers
-        if (req.url === '/empty') {
-          res.writeHead(204).end();
-          return;
-        }
+        const route = routes[req.url ?? ''];
+        if (route) return route(req, res, body);
         res.writeHead(201, { 'content-type': 'application/json', 'x-echo': req.headers['x-test'] ?? '' });
         res.end(JSON.stringify({ method: req.method, body }));
       });
@@ -36,28 +68,151 @@ describe(createHttpFetch.name, () => {
     await new Promise((resolve) => server.close(resolve));
   });
 
+  async function readAll(stream: ReadableStream<Uint8Array>): Promise<string> {
+    let text = '';
+    for await (const chunk of stream) text += Buffer.from(chunk).toString();
+    return text;
+  }
+
+  const until = async (check: () => boolean): Promise<void> => {
+    for (let i = 0; i < 100 && !check(); i++) await new Promise((r) => setTimeout(r, 10));
+  };
+
   it('sends the method, headers and body, and reads status, headers and JSON', async () => {
     const res = await sut(`${base}/echo`, { method: 'POST', headers: { 'x-test': 'yes' }, body: '{"a":1}' });
+    expect(res).toBeInstanceOf(Response);
     expect(res.status).toBe(201);
+    expect(res.ok).toBe(true);
     expect(res.headers.get('x-echo')).toBe('yes');
     expect(await res.json()).toEqual({ method: 'POST', body: '{"a":1}' });
   });
 
+  it('takes request headers as a Headers, an array or a record', async () => {
+    const forms: RequestInit['headers'][] = [
+      new Headers({ 'X-Test': 'h' }),
+      [['X-Test', 'h']],
+      { 'X-Test': 'h' },
+    ];
+    for (const headers of forms) {
+      const res = await sut(`${base}/echo`, { headers });
+      expect(res.headers.get('x-echo')).toBe('h');
+    }
+  });
+
+  it('reads a body once, whichever way, as a Response does', async () => {
+    const res = await sut(`${base}/echo`);
+    expect(res.bodyUsed).toBe(false);
+    expect(await res.text()).toBe('{"method":"GET","body":""}');
+    expect(res.bodyUsed).toBe(true);
+    await expect(res.json()).rejects.toBeInstanceOf(TypeError);
+    await expect(res.arrayBuffer()).rejects.toBeInstanceOf(TypeError);
+    expect(() => res.clone()).toThrow(TypeError);
+    expect(res.body).not.toBeNull();
+  });
+
+  it('serves the body as bytes, a blob, a stream or a clone', async () => {
+    const expected = '{"method":"GET","body":""}';
+    const bytes = await (await sut(`${base}/echo`)).arrayBuffer();
+    expect(Buffer.from(bytes).toString()).toBe(expected);
+
+    const blob = await (await sut(`${base}/echo`)).blob();
+    expect(blob.type).toBe('application/json');
+    expect(await blob.text()).toBe(expected);
+
+    const streamed = await sut(`${base}/echo`);
+    expect(await readAll(streamed.body!)).toBe(expected);
+    expect(streamed.bodyUsed).toBe(true);
+    await expect(streamed.text()).rejects.toBeInstanceOf(TypeError);
+
+    const original = await sut(`${base}/echo`);
+    const copy = original.clone();
+    expect(await copy.json()).toEqual({ method: 'GET', body: '' });
+    expect(await original.json()).toEqual({ method: 'GET', body: '' });
+  });
+
+  it('decodes text as a Response does: UTF-8 without a leading BOM', async () => {
+    expect(await (await sut(`${base}/bom`)).json()).toEqual({ bom: 'é' });
+  });
+
+  it('keeps every header line, the status text and an error body', async () => {
+    const res = await sut(`${base}/many-headers`);
+    expect(res.status).toBe(400);
+    expect(res.ok).toBe(false);
+    expect(res.statusText).toBe('Nope');
+    expect(res.headers.getSetCookie()).toEqual(['a=1', 'b=2']);
+    expect(res.headers.get('x-twice')).toBe('1, 2');
+    expect(await res.text()).toBe('bad');
+  });
+
   it('streams the body as it arrives', async () => {
     const res = await sut(`${base}/stream`);
+    expect(res.bodyUsed).toBe(false);
     const reader = res.body!.getReader();
     const first = await reader.read();
-    expect(Buffer.from(first.value).toString()).toBe('data: 1\n\n');
+    expect(res.bodyUsed).toBe(true);
+    expect(Buffer.from(first.value as Uint8Array).toString()).toBe('data: 1\n\n');
     let rest = '';
     for (let r = await reader.read(); !r.done; r = await reader.read())
       rest += Buffer.from(r.value).toString();
     expect(rest).toBe('data: 2\n\n');
   });
 
+  it('reads a stream whole through text()', async () => {
+    expect(await (await sut(`${base}/stream`)).text()).toBe('data: 1\n\ndata: 2\n\n');
+  });
+
+  it('drops the connection when the stream is cancelled', async () => {
+    const res = await sut(`${base}/endless`);
+    const reader = res.body!.getReader();
+    await reader.read();
+    await reader.cancel();
+    await until(() => cut.includes('/endless'));
+    expect(cut).toContain('/endless');
+  });
+
+  it('errors the stream with the abort reason and drops the connection when the signal aborts', async () => {
+    cut.length = 0;
+    const abort = new AbortController();
+    const res = await sut(`${base}/endless`, { signal: abort.signal });
+    const reader = res.body!.getReader();
+    await reader.read();
+    abort.abort();
+    await expect(
+      (async () => {
+        for (;;) if ((await reader.read()).done) return;
+      })(),
+    ).rejects.toMatchObject({ name: 'AbortError' });
+    await until(() => cut.includes('/endless'));
+    expect(cut).toContain('/endless');
+  });
+
+  it('errors the stream when the connection breaks mid-body', async () => {
+    const res = await sut(`${base}/broken-stream`);
+    await expect(readAll(res.body!)).rejects.toThrow();
+  });
+
+  it('keeps a break that happens before the stream is read for the reader', async () => {
+    const res = await sut(`${base}/broken-stream`);
+    await new Promise((r) => setTimeout(r, 60));
+    await expect(readAll(res.body!)).rejects.toThrow();
+  });
+
+  it('errors an unread stream with the abort reason', async () => {
+    const abort = new AbortController();
+    const res = await sut(`${base}/endless`, { signal: abort.signal });
+    abort.abort();
+    await expect(readAll(res.body!)).rejects.toMatchObject({ name: 'AbortError' });
+  });
+
+  it('rejects when the connection breaks before a whole answer is read', async () => {
+    await expect(sut(`${base}/broken`)).rejects.toThrow();
+  });
+
   it('answers a bodiless status without a body', async () => {
     const res = await sut(`${base}/empty`);
     expect(res.status).toBe(204);
     expect(res.body).toBeNull();
+    expect(await res.text()).toBe('');
   });
 
   it('rejects with an AbortError when the signal aborts', async () => {
@@ -65,6 +220,24 @@ describe(createHttpFetch.name, () => {
     const pending = sut(`${base}/slow`, { signal: abort.signal });
     abort.abort();
     await expect(pending).rejects.toMatchObject({ name: 'AbortError' });
+  });
+
+  it('rejects with the reason of a signal aborted before the call', async () => {
+    const reason = new Error('gone');
+    await expect(sut(`${base}/echo`, { signal: AbortSignal.abort(reason) })).rejects.toBe(reason);
+  });
+
+  it('rejects a status a Response cannot carry', async () => {
+    const odd = createTcpServer((socket) =>
+      socket.once('data', () => socket.end('HTTP/1.1 600 Odd\r\ncontent-length: 0\r\n\r\n')),
+    );
+    await new Promise<void>((resolve) => odd.listen(0, '127.0.0.1', resolve));
+    try {
+      const { port } = odd.address() as AddressInfo;
+      await expect(sut(`http://127.0.0.1:${port}/`)).rejects.toBeInstanceOf(RangeError);
+    } finally {
+      await new Promise((resolve) => odd.close(resolve));
+    }
   });
 
   it('rejects when nothing listens', async () => {

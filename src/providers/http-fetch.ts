@@ -1,12 +1,14 @@
-import http from 'node:http';
+import http, { type IncomingMessage } from 'node:http';
 import https from 'node:https';
-import { Readable } from 'node:stream';
 
 /**
  * A `fetch` for the OpenAI SDK over node:http with keep-alive agents. Node's global fetch (undici)
  * costs several times more per call on loopback, which is most of what a gateway adds; the SDK
  * itself is unchanged (it takes a `fetch` option). Bodies other than strings and bytes (forms,
  * streams) go to the global fetch.
+ *
+ * As with fetch, an abort of `init.signal` rejects with the signal's reason, or errors the body
+ * stream with it once the answer has started.
  */
 export function createHttpFetch(options: { maxSockets?: number } = {}): typeof fetch {
   const agentOptions = {
@@ -24,46 +26,207 @@ export function createHttpFetch(options: { maxSockets?: number } = {}): typeof f
     const url = typeof input === 'string' ? new URL(input) : input;
     const transport = url.protocol === 'https:' ? https : url.protocol === 'http:' ? http : undefined;
     if (!transport) return fetch(input, init);
+    const signal = init.signal ?? undefined;
+    if (signal?.aborted) return Promise.reject(signal.reason as Error);
+    const method = init.method ?? 'GET';
 
-    const headers: Record<string, string> = {};
-    new Headers(init.headers).forEach((value, name) => (headers[name] = value));
     return new Promise<Response>((resolve, reject) => {
-      const request = transport.request(
-        url,
-        {
-          method: init.method ?? 'GET',
-          headers,
-          agent: agents[url.protocol as 'http:' | 'https:'],
-          signal: init.signal ?? undefined,
-        },
-        (res) => {
-          const responseHeaders = new Headers();
-          for (const [name, value] of Object.entries(res.headers)) {
-            if (value !== undefined)
-              responseHeaders.set(name, Array.isArray(value) ? value.join(', ') : value);
+      let response: IncomingMessage | undefined;
+      const request = transport.request(url, {
+        method,
+        headers: requestHeaders(init.headers),
+        agent: agents[url.protocol as 'http:' | 'https:'],
+      });
+      // A listener of our own rather than http.request's `signal` option: that one also watches the
+      // request's end with a stream helper, which costs more than this whole handler.
+      const onAbort = (): void => {
+        const reason = (signal as AbortSignal).reason as Error;
+        response?.destroy(reason);
+        request.destroy(reason);
+      };
+      const done = (): void => signal?.removeEventListener('abort', onAbort);
+      signal?.addEventListener('abort', onAbort, { once: true });
+      request.on('error', (e) => {
+        done();
+        reject(e);
+      });
+
+      request.once('response', (res: IncomingMessage) => {
+        response = res;
+        res.once('close', done);
+        const status = res.statusCode ?? 502;
+        const meta = { status, statusText: res.statusMessage ?? '', rawHeaders: res.rawHeaders };
+        const answer = (source: Uint8Array | BodyStream | null): void => {
+          // The Response constructor refuses some statuses and texts (e.g. 101): a rejection, not a throw.
+          try {
+            resolve(new IncomingResponse(meta, source));
+          } catch (e) {
+            res.destroy();
+            reject(e instanceof Error ? e : new TypeError(String(e)));
           }
-          const status = res.statusCode ?? 502;
-          const meta = { status, statusText: res.statusMessage, headers: responseHeaders };
-          // A Response may not carry a body for these statuses.
-          if (status === 204 || status === 205 || status === 304 || init.method === 'HEAD') {
-            res.resume();
-            resolve(new Response(null, meta));
-            return;
-          }
-          if (/^text\/event-stream/i.test(res.headers['content-type'] ?? '')) {
-            resolve(new Response(Readable.toWeb(res) as ReadableStream<Uint8Array>, meta));
-            return;
-          }
-          // A whole answer is read here and handed over as bytes: wrapping it in a web stream only
-          // for the SDK to read it back whole costs more than the read.
-          const chunks: Buffer[] = [];
-          res.on('data', (chunk: Buffer) => chunks.push(chunk));
-          res.once('end', () => resolve(new Response(Buffer.concat(chunks), meta)));
-          res.once('error', reject);
-        },
-      );
-      request.on('error', reject);
+        };
+        // A Response may not carry a body for these statuses.
+        if (status === 204 || status === 205 || status === 304 || method === 'HEAD') {
+          res.resume();
+          return answer(null);
+        }
+        if (isEventStream(res.rawHeaders)) return answer(bodyStream(res));
+        // A whole answer is read here and handed over as bytes: wrapping it in a web stream only
+        // for the SDK to read it back whole costs more than the read.
+        const chunks: Buffer[] = [];
+        res.on('data', (chunk: Buffer) => chunks.push(chunk));
+        res.once('end', () => answer(chunks.length === 1 ? chunks[0] : Buffer.concat(chunks)));
+        res.once('error', reject);
+      });
       request.end(body ?? undefined);
     });
   };
+}
+
+/** `init.headers` as node:http takes them; the SDK passes a `Headers`, iterated without a copy. */
+function requestHeaders(init: RequestInit['headers']): Record<string, string> {
+  const headers: Record<string, string> = {};
+  (init instanceof Headers ? init : new Headers(init)).forEach((value, name) => (headers[name] = value));
+  return headers;
+}
+
+function isEventStream(rawHeaders: string[]): boolean {
+  for (let i = 0; i < rawHeaders.length; i += 2) {
+    if (rawHeaders[i].length === 12 && rawHeaders[i].toLowerCase() === 'content-type')
+      return /^text\/event-stream/i.test(rawHeaders[i + 1]);
+  }
+  return false;
+}
+
+/**
+ * The body as a web stream, read from the socket only when the reader asks (the connection's own
+ * flow control is the backpressure). Pulls nothing ahead (high-water mark 0), so a pull or a cancel
+ * is exactly what disturbs the stream.
+ */
+function bodyStream(res: IncomingMessage): BodyStream {
+  const chunks = res[Symbol.asyncIterator]() as AsyncIterator<Buffer, undefined>;
+  const stream = new ReadableStream<Uint8Array>(
+    {
+      async pull(controller) {
+        stream.disturbed = true;
+        const next = await chunks.next();
+        if (next.done) controller.close();
+        else controller.enqueue(next.value);
+      },
+      async cancel() {
+        stream.disturbed = true;
+        // Ends the iteration, which destroys the response and so drops the connection.
+        await chunks.return?.();
+      },
+    },
+    { highWaterMark: 0 },
+  ) as BodyStream;
+  stream.disturbed = false;
+  return stream;
+}
+
+type BodyStream = ReadableStream<Uint8Array> & { disturbed: boolean };
+
+/** Decodes as `Response.text()` does: UTF-8, a leading BOM dropped, bad bytes replaced. */
+const utf8 = new TextDecoder();
+
+/**
+ * A Response that serves the common reads itself: `json()`, `text()`, `arrayBuffer()` and `bytes()`
+ * of bytes already read, and `body` of a stream. Anything else (`blob()`, `formData()`, `clone()`,
+ * the body of a buffered answer) goes to a standard Response built over the same body on first use,
+ * which from then on owns the body. Building the standard one for every answer is what this saves:
+ * its body goes through a web stream even when the bytes are all there.
+ */
+class IncomingResponse extends Response {
+  /** What this object serves itself; null for no body. Unused once `#standard` exists. */
+  readonly #source: Uint8Array | BodyStream | null;
+  /** Set when the bytes were read here, which a standard Response would mark as used. */
+  #used = false;
+  #standard: Response | undefined;
+
+  constructor(
+    meta: { status: number; statusText: string; rawHeaders: string[] },
+    source: Uint8Array | BodyStream | null,
+  ) {
+    super(null, { status: meta.status, statusText: meta.statusText });
+    // Appended to the Response's own headers: passing them in the init would copy them once more.
+    const { rawHeaders } = meta;
+    for (let i = 0; i < rawHeaders.length; i += 2) this.headers.append(rawHeaders[i], rawHeaders[i + 1]);
+    this.#source = source;
+  }
+
+  // @ts-expect-error -- undici's types declare `body` a field; Response defines it as an accessor.
+  override get body(): ReadableStream<Uint8Array> | null {
+    if (!this.#standard && (this.#source === null || isStream(this.#source))) return this.#source;
+    return this.#toStandard().body;
+  }
+
+  // @ts-expect-error -- as `body`.
+  override get bodyUsed(): boolean {
+    if (this.#standard) return this.#standard.bodyUsed;
+    return isStream(this.#source) ? this.#source.disturbed : this.#used;
+  }
+
+  // @ts-expect-error -- undici's types declare the body methods as fields; Response has methods.
+  override async json(): Promise<unknown> {
+    return JSON.parse(await this.text());
+  }
+
+  // @ts-expect-error -- as `json`.
+  override async text(): Promise<string> {
+    const bytes = this.#takeBytes();
+    return bytes ? utf8.decode(bytes) : this.#toStandard().text();
+  }
+
+  // @ts-expect-error -- as `json`.
+  override async arrayBuffer(): Promise<ArrayBuffer> {
+    const bytes = this.#takeBytes();
+    return bytes ? copy(bytes).buffer : this.#toStandard().arrayBuffer();
+  }
+
+  /** Not in the types yet, but Node's Response has it. */
+  async bytes(): Promise<Uint8Array> {
+    const bytes = this.#takeBytes();
+    return bytes ? copy(bytes) : new Uint8Array(await this.#toStandard().arrayBuffer());
+  }
+
+  // @ts-expect-error -- as `json`.
+  override async blob(): Promise<Blob> {
+    return this.#toStandard().blob();
+  }
+
+  // @ts-expect-error -- as `json`.
+  override async formData(): Promise<FormData> {
+    return this.#toStandard().formData();
+  }
+
+  // @ts-expect-error -- as `json`.
+  override clone(): Response {
+    return this.#toStandard().clone();
+  }
+
+  /** The unread bytes, marking them read; undefined when the standard Response must answer. */
+  #takeBytes(): Uint8Array | undefined {
+    if (this.#standard || this.#used || !(this.#source instanceof Uint8Array)) return undefined;
+    this.#used = true;
+    return this.#source;
+  }
+
+  #toStandard(): Response {
+    if (this.#standard) return this.#standard;
+    const init = { status: this.status, statusText: this.statusText, headers: this.headers };
+    if (!this.#used) return (this.#standard = new Response(this.#source, init));
+    // Already read here: a standard Response in the same state, its body read too.
+    const standard = new Response(new Uint8Array(0), init);
+    void standard.arrayBuffer();
+    return (this.#standard = standard);
+  }
+}
+
+function isStream(source: Uint8Array | BodyStream | null): source is BodyStream {
+  return source !== null && !(source instanceof Uint8Array);
+}
+
+function copy(bytes: Uint8Array): Uint8Array<ArrayBuffer> {
+  return new Uint8Array(bytes);
 }
