@@ -240,6 +240,12 @@ describe(createHttpFetch.name, () => {
     }
   });
 
+  it('takes the URL as a string or a URL, and rejects one it cannot parse as fetch does', async () => {
+    expect((await sut(new URL(`${base}/echo`))).status).toBe(201);
+    expect((await sut(`${base}/echo?again`)).status).toBe(201);
+    await expect(sut('not a url')).rejects.toBeInstanceOf(TypeError);
+  });
+
   it('rejects when nothing listens', async () => {
     await expect(sut('http://127.0.0.1:9/')).rejects.toThrow();
   });

@@ -1,5 +1,6 @@
-import http, { type IncomingMessage } from 'node:http';
+import http, { type IncomingMessage, type RequestOptions } from 'node:http';
 import https from 'node:https';
+import { urlToHttpOptions } from 'node:url';
 
 /**
  * A `fetch` for the OpenAI SDK over node:http with keep-alive agents. Node's global fetch (undici)
@@ -17,25 +18,41 @@ export function createHttpFetch(options: { maxSockets?: number } = {}): typeof f
     scheduling: 'lifo' as const,
   };
   const agents = { 'http:': new http.Agent(agentOptions), 'https:': new https.Agent(agentOptions) };
+  // The SDK asks for a handful of URLs (base URL + path). Parsing one into request options costs
+  // more than the rest of the request setup, so each is parsed once (a bounded cache).
+  const targets = new Map<string, RequestOptions>();
+  const targetOf = (input: string | URL): RequestOptions | undefined => {
+    if (typeof input !== 'string') return urlToHttpOptions(input);
+    let target = targets.get(input);
+    if (!target) {
+      if (!URL.canParse(input)) return undefined;
+      if (targets.size >= 256) targets.clear();
+      target = urlToHttpOptions(new URL(input));
+      targets.set(input, target);
+    }
+    return target;
+  };
 
   return (input: string | URL | Request, init: RequestInit = {}): Promise<Response> => {
     const { body } = init;
     const plainBody =
       body === undefined || body === null || typeof body === 'string' || body instanceof Uint8Array;
     if (input instanceof Request || !plainBody) return fetch(input, init);
-    const url = typeof input === 'string' ? new URL(input) : input;
-    const transport = url.protocol === 'https:' ? https : url.protocol === 'http:' ? http : undefined;
-    if (!transport) return fetch(input, init);
+    // What this cannot send (other schemes, an unparsable URL) gets fetch's own answer.
+    const target = targetOf(input);
+    const protocol = target?.protocol;
+    if (!target || (protocol !== 'http:' && protocol !== 'https:')) return fetch(input, init);
     const signal = init.signal ?? undefined;
     if (signal?.aborted) return Promise.reject(signal.reason as Error);
     const method = init.method ?? 'GET';
 
     return new Promise<Response>((resolve, reject) => {
       let response: IncomingMessage | undefined;
-      const request = transport.request(url, {
+      const request = (protocol === 'https:' ? https : http).request({
+        ...target,
         method,
         headers: requestHeaders(init.headers),
-        agent: agents[url.protocol as 'http:' | 'https:'],
+        agent: agents[protocol],
       });
       // A listener of our own rather than http.request's `signal` option: that one also watches the
       // request's end with a stream helper, which costs more than this whole handler.
