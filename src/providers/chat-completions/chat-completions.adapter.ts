@@ -66,7 +66,11 @@ export class ChatCompletionsAdapter implements ProviderAdapter {
     return new Observable<ChatCompletionChunk>((subscriber) => {
       const abort = new AbortController();
       const onAbort = (): void => abort.abort();
-      signal.addEventListener('abort', onAbort, { once: true });
+      if (signal.aborted) onAbort();
+      else signal.addEventListener('abort', onAbort, { once: true });
+      // Set before the subscriber is told the end: by then the SDK has read or dropped the upstream
+      // body, and an abort would only cost an event and two DOMExceptions down the signal chain.
+      let settled = false;
       const client = this.clients.clientFor(target.provider);
 
       const run = async (): Promise<void> => {
@@ -91,6 +95,7 @@ export class ChatCompletionsAdapter implements ProviderAdapter {
             if (chunk.choices.some((c) => c.finish_reason)) finished = true;
             subscriber.next(chunk);
           }
+          settled = true;
           // After an unsubscribe nothing is delivered; an abort from the caller's signal is an error.
           if (abort.signal.aborted) return subscriber.error(abortError(signal));
           // The SDK ends quietly when the body stops early: no finish_reason means a cut stream.
@@ -102,13 +107,14 @@ export class ChatCompletionsAdapter implements ProviderAdapter {
           }
           subscriber.complete();
         } catch (e) {
+          settled = true;
           subscriber.error(abort.signal.aborted ? abortError(signal) : toUpstreamError(e));
         }
       };
       void run();
       return () => {
         signal.removeEventListener('abort', onAbort);
-        abort.abort();
+        if (!settled) abort.abort();
       };
     });
   }
