@@ -73,7 +73,7 @@ export function createHttpFetch(options: { maxSockets?: number } = {}): typeof f
         res.once('close', done);
         const status = res.statusCode ?? 502;
         const meta = { status, statusText: res.statusMessage ?? '', rawHeaders: res.rawHeaders };
-        const answer = (source: Uint8Array | BodyStream | null): void => {
+        const answer = (source: Uint8Array | StreamedBody | null): void => {
           // The Response constructor refuses some statuses and texts (e.g. 101): a rejection, not a throw.
           try {
             resolve(new IncomingResponse(meta, source));
@@ -87,13 +87,13 @@ export function createHttpFetch(options: { maxSockets?: number } = {}): typeof f
           res.resume();
           return answer(null);
         }
-        if (isEventStream(res.rawHeaders)) return answer(bodyStream(res));
+        if (isEventStream(res.rawHeaders)) return answer(new StreamedBody(res));
         // A whole answer is read here and handed over as bytes: wrapping it in a web stream only
         // for the SDK to read it back whole costs more than the read.
         const chunks: Buffer[] = [];
         res.on('data', (chunk: Buffer) => chunks.push(chunk));
         res.once('end', () => answer(chunks.length === 1 ? chunks[0] : Buffer.concat(chunks)));
-        res.once('error', reject);
+        res.on('error', reject);
       });
       request.end(body ?? undefined);
     });
@@ -116,33 +116,34 @@ function isEventStream(rawHeaders: string[]): boolean {
 }
 
 /**
- * The body as a web stream, read from the socket only when the reader asks (the connection's own
- * flow control is the backpressure). Pulls nothing ahead (high-water mark 0), so a pull or a cancel
- * is exactly what disturbs the stream.
+ * An event-stream body as a web stream, read from the socket only when the reader asks (the
+ * connection's own flow control is the backpressure). It pulls nothing ahead (high-water mark 0),
+ * so a pull or a cancel is exactly what disturbs it, which is what `bodyUsed` reports.
  */
-function bodyStream(res: IncomingMessage): BodyStream {
-  const chunks = res[Symbol.asyncIterator]() as AsyncIterator<Buffer, undefined>;
-  const stream = new ReadableStream<Uint8Array>(
-    {
-      async pull(controller) {
-        stream.disturbed = true;
-        const next = await chunks.next();
-        if (next.done) controller.close();
-        else controller.enqueue(next.value);
-      },
-      async cancel() {
-        stream.disturbed = true;
-        // Ends the iteration, which destroys the response and so drops the connection.
-        await chunks.return?.();
-      },
-    },
-    { highWaterMark: 0 },
-  ) as BodyStream;
-  stream.disturbed = false;
-  return stream;
-}
+class StreamedBody {
+  disturbed = false;
+  readonly stream: ReadableStream<Uint8Array>;
 
-type BodyStream = ReadableStream<Uint8Array> & { disturbed: boolean };
+  constructor(res: IncomingMessage) {
+    const chunks = res[Symbol.asyncIterator]() as AsyncIterator<Buffer, undefined>;
+    this.stream = new ReadableStream<Uint8Array>(
+      {
+        pull: async (controller) => {
+          this.disturbed = true;
+          const next = await chunks.next();
+          if (next.done) controller.close();
+          else controller.enqueue(next.value);
+        },
+        cancel: async () => {
+          this.disturbed = true;
+          // Ends the iteration, which destroys the response and so drops the connection.
+          await chunks.return?.();
+        },
+      },
+      { highWaterMark: 0 },
+    );
+  }
+}
 
 /** Decodes as `Response.text()` does: UTF-8, a leading BOM dropped, bad bytes replaced. */
 const utf8 = new TextDecoder();
@@ -156,14 +157,14 @@ const utf8 = new TextDecoder();
  */
 class IncomingResponse extends Response {
   /** What this object serves itself; null for no body. Unused once `#standard` exists. */
-  readonly #source: Uint8Array | BodyStream | null;
+  readonly #source: Uint8Array | StreamedBody | null;
   /** Set when the bytes were read here, which a standard Response would mark as used. */
   #used = false;
   #standard: Response | undefined;
 
   constructor(
     meta: { status: number; statusText: string; rawHeaders: string[] },
-    source: Uint8Array | BodyStream | null,
+    source: Uint8Array | StreamedBody | null,
   ) {
     super(null, { status: meta.status, statusText: meta.statusText });
     // Appended to the Response's own headers: passing them in the init would copy them once more.
@@ -174,14 +175,15 @@ class IncomingResponse extends Response {
 
   // @ts-expect-error -- undici's types declare `body` a field; Response defines it as an accessor.
   override get body(): ReadableStream<Uint8Array> | null {
-    if (!this.#standard && (this.#source === null || isStream(this.#source))) return this.#source;
+    if (this.#standard) return this.#standard.body;
+    if (this.#source === null || this.#source instanceof StreamedBody) return this.#source?.stream ?? null;
     return this.#toStandard().body;
   }
 
   // @ts-expect-error -- as `body`.
   override get bodyUsed(): boolean {
     if (this.#standard) return this.#standard.bodyUsed;
-    return isStream(this.#source) ? this.#source.disturbed : this.#used;
+    return this.#source instanceof StreamedBody ? this.#source.disturbed : this.#used;
   }
 
   // @ts-expect-error -- undici's types declare the body methods as fields; Response has methods.
@@ -232,16 +234,15 @@ class IncomingResponse extends Response {
   #toStandard(): Response {
     if (this.#standard) return this.#standard;
     const init = { status: this.status, statusText: this.statusText, headers: this.headers };
-    if (!this.#used) return (this.#standard = new Response(this.#source, init));
+    if (!this.#used) {
+      const body = this.#source instanceof StreamedBody ? this.#source.stream : this.#source;
+      return (this.#standard = new Response(body, init));
+    }
     // Already read here: a standard Response in the same state, its body read too.
     const standard = new Response(new Uint8Array(0), init);
     void standard.arrayBuffer();
     return (this.#standard = standard);
   }
-}
-
-function isStream(source: Uint8Array | BodyStream | null): source is BodyStream {
-  return source !== null && !(source instanceof Uint8Array);
 }
 
 function copy(bytes: Uint8Array): Uint8Array<ArrayBuffer> {
