@@ -4,31 +4,25 @@ import type { AppConfig } from '../../config/app-config.js';
 import type { TokenLedgerEntity } from './token-ledger.entity.js';
 import { type LedgerEntry, TokenLedgerService } from './token-ledger.service.js';
 
-/** Just the insert chain the service uses; `failures` inserts reject before one succeeds. */
+/** A written row, as far as these tests look at it. */
+interface WrittenRow {
+  id: string;
+  delta: number;
+}
+
+/** Just the batch insert the service runs; `failures` inserts reject before one succeeds. */
 function fakeRepository() {
-  const state = { failures: 0, inserts: [] as TokenLedgerEntity[][], calls: 0 };
+  const state = { failures: 0, inserts: [] as WrittenRow[][], calls: 0 };
   const repo = {
-    createQueryBuilder: () => {
-      let rows: TokenLedgerEntity[] = [];
-      const chain = {
-        insert: () => chain,
-        into: () => chain,
-        values: (v: TokenLedgerEntity[]) => {
-          rows = v;
-          return chain;
-        },
-        orIgnore: () => chain,
-        execute: async () => {
-          state.calls++;
-          if (state.failures > 0) {
-            state.failures--;
-            throw new Error('database unreachable');
-          }
-          state.inserts.push([...rows]);
-          return { raw: [] };
-        },
-      };
-      return chain;
+    // One array per column, in the statement's column order: id first, delta fourth.
+    query: async (_sql: string, [ids, , , deltas]: [string[], unknown, unknown, number[]]) => {
+      state.calls++;
+      if (state.failures > 0) {
+        state.failures--;
+        throw new Error('database unreachable');
+      }
+      state.inserts.push(ids.map((id, i) => ({ id, delta: deltas[i] })));
+      return [];
     },
   } as unknown as Repository<TokenLedgerEntity>;
   const written = () => state.inserts.flat();
