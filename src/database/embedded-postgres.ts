@@ -13,7 +13,8 @@ const { PGlite } = require(workerData.modules.pglite);
 const { pgcrypto } = require(workerData.modules.pgcrypto);
 const { PGLiteSocketServer } = require(workerData.modules.socket);
 (async () => {
-  const db = await PGlite.create({ dataDir: workerData.dataDir, extensions: { pgcrypto } });
+  const startParams = [...PGlite.defaultStartParams, ...workerData.settings.flatMap((s) => ['-c', s])];
+  const db = await PGlite.create({ dataDir: workerData.dataDir, extensions: { pgcrypto }, startParams });
   const server = new PGLiteSocketServer({ db, host: '127.0.0.1', port: 0, maxConnections: 8 });
   await server.start();
   parentPort.on('message', async (message) => {
@@ -28,6 +29,22 @@ const { PGLiteSocketServer } = require(workerData.modules.socket);
   parentPort.postMessage({ type: 'ready', conn: server.getServerConn() });
 })().catch((e) => parentPort.postMessage({ type: 'error', message: String((e && e.stack) || e) }));
 `;
+
+/**
+ * PostgreSQL settings of the embedded server. PGlite already runs with fsync off (its default
+ * `-F`; its Node file system could not fsync anyway), so a data directory survives the process
+ * dying (every write has reached the OS) but not the OS dying; nothing here weakens that.
+ *
+ * - `wal_init_zero=off`, always: a new 16 MB WAL segment is no longer written out as zeros first
+ *   (in memory that also meant copying it over and over: PGlite's in-memory files grow by copying).
+ *   Only space preallocation depends on it, not what a crash leaves.
+ * - In memory only, where nothing outlives the process: `synchronous_commit=off`, so a commit does
+ *   not write the WAL out (PGlite has no WAL writer: it is written when its buffers fill). With a
+ *   data directory that would lose committed transactions when the process dies, so not there.
+ */
+function embeddedSettings(inMemory: boolean): string[] {
+  return ['wal_init_zero=off', ...(inMemory ? ['synchronous_commit=off'] : [])];
+}
 
 type WorkerMessage =
   { type: 'ready'; conn: string } | { type: 'stopped' } | { type: 'error'; message: string };
@@ -52,6 +69,7 @@ export class EmbeddedPostgres {
       eval: true,
       workerData: {
         dataDir: path,
+        settings: embeddedSettings(inMemory),
         modules: {
           pglite: require.resolve('@electric-sql/pglite'),
           pgcrypto: require.resolve('@electric-sql/pglite/contrib/pgcrypto'),
