@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { availableParallelism } from 'node:os';
 
 export type NodeEnv = 'development' | 'production' | 'test';
 export type LogFormat = 'text' | 'json';
@@ -9,6 +10,8 @@ export interface AppConfig {
   nodeEnv: NodeEnv;
   port: number;
   host: string;
+  /** Processes serving the port (node:cluster); 1 means no primary process at all. */
+  workers: number;
   /** `postgres://...`; unset means the embedded PGlite in `dataDir`. */
   databaseUrl?: string;
   /** Where the embedded database keeps its files; `memory://` keeps it in memory (tests). */
@@ -105,6 +108,12 @@ function url(env: Env, name: string, protocols: readonly string[]): string | und
   return raw;
 }
 
+/** An integer of at least 1, or `auto` for one per CPU. */
+function workerCount(env: Env): number {
+  if (str(env, 'WORKERS')?.toLowerCase() === 'auto') return availableParallelism();
+  return int(env, 'WORKERS', 1, 1, 1024);
+}
+
 /** 32 bytes as 64 hex characters, or base64. */
 export function parseEncryptionKey(name: string, raw: string): Buffer {
   if (/^[0-9a-fA-F]{64}$/.test(raw)) return Buffer.from(raw, 'hex');
@@ -130,14 +139,26 @@ export function loadConfig(env: Env): AppConfig {
     .map((k) => k.trim())
     .filter((k) => k !== '')
     .map((k) => parseEncryptionKey('ENCRYPTION_KEYS_PREVIOUS', k));
+  const workers = workerCount(env);
+  const databaseUrl = url(env, 'DATABASE_URL', ['postgres:', 'postgresql:']);
+  const redisUrl = url(env, 'REDIS_URL', ['redis:', 'rediss:']);
+  if (workers > 1 && (databaseUrl === undefined || redisUrl === undefined)) {
+    const missing = [redisUrl ? '' : 'REDIS_URL', databaseUrl ? '' : 'DATABASE_URL'].filter(Boolean);
+    throw new ConfigError(
+      'WORKERS',
+      `is ${workers}, which needs both REDIS_URL and DATABASE_URL (${missing.join(' and ')} unset): ` +
+        'the in-process store and the embedded database cannot be shared between processes',
+    );
+  }
 
   return {
     nodeEnv,
     port: int(env, 'PORT', 3000, 0, 65535),
     host: str(env, 'HOST') ?? '0.0.0.0',
-    databaseUrl: url(env, 'DATABASE_URL', ['postgres:', 'postgresql:']),
+    workers,
+    databaseUrl,
     dataDir: str(env, 'DATA_DIR') ?? './data',
-    redisUrl: url(env, 'REDIS_URL', ['redis:', 'rediss:']),
+    redisUrl,
     storeKeyPrefix: str(env, 'STORE_KEY_PREFIX') ?? 'parley:',
     jwtSecret: jwtSecret ?? (generateSecret ? randomBytes(32).toString('base64url') : undefined),
     jwtSecretGenerated: generateSecret,
