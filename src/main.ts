@@ -1,6 +1,6 @@
 import { config as loadDotenv } from 'dotenv';
 import 'reflect-metadata';
-import { createParleyApp, listen } from './app.factory.js';
+import { announceListening, isClusterPrimary, runPrimary, serveConfig } from './cluster/cluster.js';
 import { ConfigError, loadConfig } from './config/app-config.js';
 
 async function main(): Promise<void> {
@@ -15,9 +15,11 @@ async function main(): Promise<void> {
     }
     throw e;
   }
-  const app = await createParleyApp(config);
-  await listen(app, config.port, config.host);
-  process.stdout.write(`[INFO] Parley listening on http://localhost:${config.port} (docs at /docs)\n`);
+  if (isClusterPrimary(config)) return runPrimary(config);
+  // Loaded here, not above: the cluster's primary only forks and never needs Nest.
+  const { createParleyApp, listen } = await import('./app.factory.js');
+  const app = await createParleyApp(serveConfig(config));
+  announceListening(await listen(app, config.port, config.host));
 }
 
 void main();

@@ -1,0 +1,135 @@
+import cluster, { type Worker } from 'node:cluster';
+import { ParleyLogger } from '../common/logging/parley-logger.js';
+import type { AppConfig } from '../config/app-config.js';
+import { RestartTracker } from './restart-policy.js';
+
+/** What a worker sends the primary once its server accepts connections. */
+interface ListeningMessage {
+  type: 'parley:listening';
+  port: number;
+}
+
+/**
+ * The development JWT secret the primary generated, handed to every worker: with one secret each,
+ * a token printed by one worker would be refused by the others.
+ */
+const SHARED_SECRET_VARIABLE = 'PARLEY_CLUSTER_GENERATED_JWT_SECRET';
+
+/** On top of SHUTDOWN_GRACE_MS: time for a worker to flush and close before it is killed. */
+const SHUTDOWN_MARGIN_MS = 15_000;
+
+/** The line people and scripts wait for; said once, whatever the number of processes. */
+export function listeningLine(port: number, workers: number): string {
+  const processes = workers > 1 ? `, ${workers} worker processes` : '';
+  return `[INFO] Parley listening on http://localhost:${port} (docs at /docs)${processes}\n`;
+}
+
+/** True in the process that should fork workers rather than serve. */
+export function isClusterPrimary(config: AppConfig): boolean {
+  return config.workers > 1 && cluster.isPrimary;
+}
+
+/** The configuration a process serves with: in a worker, with the primary's generated secret. */
+export function serveConfig(config: AppConfig, env: NodeJS.ProcessEnv = process.env): AppConfig {
+  const shared = env[SHARED_SECRET_VARIABLE];
+  if (!cluster.isWorker || shared === undefined || !config.jwtSecretGenerated) return config;
+  return { ...config, jwtSecret: shared };
+}
+
+/** Tells the primary (if any) that this worker is listening; alone, prints the line itself. */
+export function announceListening(port: number): void {
+  if (cluster.isWorker) process.send?.({ type: 'parley:listening', port } satisfies ListeningMessage);
+  else process.stdout.write(listeningLine(port, 1));
+}
+
+function isListeningMessage(message: unknown): message is ListeningMessage {
+  return (
+    typeof message === 'object' &&
+    message !== null &&
+    (message as { type?: unknown }).type === 'parley:listening' &&
+    typeof (message as { port?: unknown }).port === 'number'
+  );
+}
+
+/**
+ * The primary: forks `config.workers` processes that each run the whole app on the same port,
+ * replaces those that die, and forwards SIGTERM/SIGINT so each one shuts down gracefully.
+ * The first worker starts alone, so migrations and the development bootstrap run once.
+ */
+export function runPrimary(config: AppConfig): void {
+  const logger = new ParleyLogger(config.logFormat, config.logLevel);
+  const restarts = new RestartTracker();
+  const workers = new Set<Worker>();
+  const listeningSince = new Map<Worker, number>();
+  const env =
+    config.jwtSecretGenerated && config.jwtSecret ? { [SHARED_SECRET_VARIABLE]: config.jwtSecret } : {};
+  let restForked = false;
+  let announced = false;
+  let stopping = false;
+  let exitCode = 0;
+
+  const fork = (): void => {
+    workers.add(cluster.fork(env));
+  };
+  const describe = (worker: Worker, code: number | null, signal: string | null): string =>
+    `Worker ${worker.process.pid ?? worker.id} exited with ${signal ? `signal ${signal}` : `code ${code}`}`;
+
+  const stop = (signal: NodeJS.Signals): void => {
+    if (stopping) return;
+    stopping = true;
+    if (workers.size === 0) process.exit(exitCode);
+    logger.log(`${signal}: stopping ${workers.size} worker process(es)`, 'Cluster');
+    for (const worker of workers) worker.process.kill(signal);
+    setTimeout(() => {
+      logger.error(`Worker processes still running after the shutdown grace; killing them`, 'Cluster');
+      exitCode = 1;
+      for (const worker of workers) worker.process.kill('SIGKILL');
+    }, config.shutdownGraceMs + SHUTDOWN_MARGIN_MS).unref();
+  };
+
+  cluster.on('message', (worker, message: unknown) => {
+    if (!isListeningMessage(message) || stopping) return;
+    listeningSince.set(worker, Date.now());
+    restarts.listening();
+    if (!restForked) {
+      restForked = true;
+      for (let i = 1; i < config.workers; i++) fork();
+    }
+    if (announced) {
+      logger.log(`Worker ${worker.process.pid} is listening`, 'Cluster');
+    } else if (listeningSince.size === config.workers) {
+      announced = true;
+      process.stdout.write(listeningLine(message.port, config.workers));
+    }
+  });
+
+  cluster.on('exit', (worker, code, signal) => {
+    const since = listeningSince.get(worker);
+    workers.delete(worker);
+    listeningSince.delete(worker);
+    if (stopping) {
+      // A worker shut down by the forwarded signal re-raises it once its hooks have run.
+      const clean = code === 0 || signal === 'SIGTERM' || signal === 'SIGINT';
+      if (!clean) {
+        exitCode = 1;
+        logger.error(`${describe(worker, code, signal)} while stopping`, 'Cluster');
+      }
+      if (workers.size === 0) process.exit(exitCode);
+      return;
+    }
+    const decision = restarts.exited({ at: Date.now(), listeningSince: since });
+    if (decision.action === 'replace') {
+      logger.error(`${describe(worker, code, signal)}; starting another`, 'Cluster');
+      fork();
+      return;
+    }
+    logger.error(`${describe(worker, code, signal)}; giving up: ${decision.reason}`, 'Cluster');
+    exitCode = 1;
+    stop('SIGTERM');
+  });
+
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+  logger.log(`Starting ${config.workers} worker processes (the first one alone)`, 'Cluster');
+  fork();
+}
