@@ -69,7 +69,9 @@ export function runPrimary(config: AppConfig): void {
   let exitCode = 0;
 
   const fork = (): void => {
-    workers.add(cluster.fork(env));
+    const worker = cluster.fork(env);
+    workers.add(worker);
+    logger.log(`Started worker ${worker.process.pid}`, 'Cluster');
   };
   const describe = (worker: Worker, code: number | null, signal: string | null): string =>
     `Worker ${worker.process.pid ?? worker.id} exited with ${signal ? `signal ${signal}` : `code ${code}`}`;
@@ -130,6 +132,6 @@ export function runPrimary(config: AppConfig): void {
 
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
-  logger.log(`Starting ${config.workers} worker processes (the first one alone)`, 'Cluster');
+  logger.log(`Starting ${config.workers} worker processes, the first one alone`, 'Cluster');
   fork();
 }
