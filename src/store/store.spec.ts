@@ -263,8 +263,7 @@ describe('StoreModule', () => {
     const moduleRef = await Test.createTestingModule({
       imports: [StoreModule.forRoot({ keyPrefix: runPrefix })],
     }).compile();
-    const app = moduleRef.createNestApplication({ logger: false });
-    await app.init();
+    const app = await moduleRef.init();
     const store = app.get<Store>(STORE);
     expect(store).toBeInstanceOf(MemoryStore);
     expect(store.keyPrefix).toBe(runPrefix);
@@ -278,8 +277,7 @@ describe('StoreModule', () => {
       const moduleRef = await Test.createTestingModule({
         imports: [StoreModule.forRootAsync({ useFactory: () => ({ redisUrl, keyPrefix: runPrefix }) })],
       }).compile();
-      const app = moduleRef.createNestApplication({ logger: false });
-      await app.init();
+      const app = await moduleRef.init();
       const store = app.get<Store>(STORE);
       expect(store.kind).toBe('redis');
       await store.ping();
