@@ -1,4 +1,5 @@
 import cluster, { type Worker } from 'node:cluster';
+import { AggregatorRegistry } from 'prom-client';
 import { ParleyLogger } from '../common/logging/parley-logger.js';
 import type { AppConfig } from '../config/app-config.js';
 import { RestartTracker } from './restart-policy.js';
@@ -7,6 +8,18 @@ import { RestartTracker } from './restart-policy.js';
 interface ListeningMessage {
   type: 'parley:listening';
   port: number;
+}
+
+/** A worker asking the primary for every worker's metrics, and the answer. */
+interface MetricsRequest {
+  type: 'parley:metrics-request';
+  id: number;
+}
+interface MetricsAnswer {
+  type: 'parley:metrics';
+  id: number;
+  text?: string;
+  error?: string;
 }
 
 /**
@@ -42,13 +55,36 @@ export function announceListening(port: number): void {
   else process.stdout.write(listeningLine(port, 1));
 }
 
-function isListeningMessage(message: unknown): message is ListeningMessage {
-  return (
-    typeof message === 'object' &&
-    message !== null &&
-    (message as { type?: unknown }).type === 'parley:listening' &&
-    typeof (message as { port?: unknown }).port === 'number'
-  );
+function isMessage<T extends { type: string }>(message: unknown, type: T['type']): message is T {
+  return typeof message === 'object' && message !== null && (message as { type?: unknown }).type === type;
+}
+
+let metricsRequests = 0;
+
+/**
+ * In a worker: the metrics of every worker, summed by the primary, so that a scrape, whichever
+ * worker answers it, sees the whole instance rather than one process.
+ */
+export function requestClusterMetrics(timeoutMs = 10_000): Promise<string> {
+  const id = ++metricsRequests;
+  return new Promise((resolve, reject) => {
+    const done = (): void => {
+      clearTimeout(timer);
+      process.off('message', onMessage);
+    };
+    const onMessage = (message: unknown): void => {
+      if (!isMessage<MetricsAnswer>(message, 'parley:metrics') || message.id !== id) return;
+      done();
+      if (message.text !== undefined) resolve(message.text);
+      else reject(new Error(message.error ?? 'no metrics'));
+    };
+    const timer = setTimeout(() => {
+      done();
+      reject(new Error(`the cluster primary did not answer within ${timeoutMs} ms`));
+    }, timeoutMs);
+    process.on('message', onMessage);
+    process.send!({ type: 'parley:metrics-request', id } satisfies MetricsRequest);
+  });
 }
 
 /**
@@ -89,8 +125,19 @@ export function runPrimary(config: AppConfig): void {
     }, config.shutdownGraceMs + SHUTDOWN_MARGIN_MS).unref();
   };
 
+  const metrics = new AggregatorRegistry();
   cluster.on('message', (worker, message: unknown) => {
-    if (!isListeningMessage(message) || stopping) return;
+    if (isMessage<MetricsRequest>(message, 'parley:metrics-request')) {
+      const answer = (fields: Partial<MetricsAnswer>): void => {
+        if (worker.isConnected()) worker.send({ type: 'parley:metrics', id: message.id, ...fields });
+      };
+      metrics.clusterMetrics().then(
+        (text) => answer({ text }),
+        (e: Error) => answer({ error: e.message }),
+      );
+      return;
+    }
+    if (!isMessage<ListeningMessage>(message, 'parley:listening') || stopping) return;
     listeningSince.set(worker, Date.now());
     restarts.listening();
     if (!restForked) {

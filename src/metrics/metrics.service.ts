@@ -1,5 +1,8 @@
 import { Injectable } from '@nestjs/common';
-import { collectDefaultMetrics, Counter, Histogram, Registry } from 'prom-client';
+import cluster from 'node:cluster';
+import { AggregatorRegistry, collectDefaultMetrics, Counter, Histogram, Registry } from 'prom-client';
+import { requestClusterMetrics } from '../cluster/cluster.js';
+import { ParleyError } from '../common/errors/parley-error.js';
 
 /** One registry per app instance, so two instances in one process (tests) never collide. */
 @Injectable()
@@ -27,6 +30,25 @@ export class MetricsService {
 
   constructor() {
     collectDefaultMetrics({ register: this.registry });
+    if (cluster.isWorker) {
+      // In a cluster, the primary collects this registry from every worker for each scrape;
+      // constructing an AggregatorRegistry is how prom-client starts answering it.
+      AggregatorRegistry.setRegistries([this.registry]);
+      new AggregatorRegistry();
+    }
+  }
+
+  /** What a scrape returns: this process's metrics or, in a cluster, those of all the workers. */
+  async scrape(): Promise<string> {
+    if (!cluster.isWorker) return this.registry.metrics();
+    try {
+      return await requestClusterMetrics();
+    } catch (e) {
+      throw new ParleyError(
+        'service_unavailable',
+        `Metrics of the worker processes: ${(e as Error).message}`,
+      );
+    }
   }
 
   observeRequest(method: string, route: string, status: number, seconds: number): void {
