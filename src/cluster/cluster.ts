@@ -28,7 +28,7 @@ interface MetricsAnswer {
  */
 const SHARED_SECRET_VARIABLE = 'PARLEY_CLUSTER_GENERATED_JWT_SECRET';
 
-/** On top of SHUTDOWN_GRACE_MS: time for a worker to flush and close before it is killed. */
+/** Beyond its two grace periods (streams, then the ledger flush): time for a worker to close. */
 const SHUTDOWN_MARGIN_MS = 15_000;
 
 /** The line people and scripts wait for; said once, whatever the number of processes. */
@@ -109,7 +109,7 @@ export function runPrimary(config: AppConfig): void {
     workers.add(worker);
     logger.log(`Started worker ${worker.process.pid}`, 'Cluster');
   };
-  const describe = (worker: Worker, code: number | null, signal: string | null): string =>
+  const exitText = (worker: Worker, code: number | null, signal: string | null): string =>
     `Worker ${worker.process.pid ?? worker.id} exited with ${signal ? `signal ${signal}` : `code ${code}`}`;
 
   const stop = (signal: NodeJS.Signals): void => {
@@ -118,11 +118,14 @@ export function runPrimary(config: AppConfig): void {
     if (workers.size === 0) process.exit(exitCode);
     logger.log(`${signal}: stopping ${workers.size} worker process(es)`, 'Cluster');
     for (const worker of workers) worker.process.kill(signal);
-    setTimeout(() => {
-      logger.error(`Worker processes still running after the shutdown grace; killing them`, 'Cluster');
-      exitCode = 1;
-      for (const worker of workers) worker.process.kill('SIGKILL');
-    }, config.shutdownGraceMs + SHUTDOWN_MARGIN_MS).unref();
+    setTimeout(
+      () => {
+        logger.error(`Worker processes still running after the shutdown grace; killing them`, 'Cluster');
+        exitCode = 1;
+        for (const worker of workers) worker.process.kill('SIGKILL');
+      },
+      2 * config.shutdownGraceMs + SHUTDOWN_MARGIN_MS,
+    ).unref();
   };
 
   const metrics = new AggregatorRegistry();
@@ -161,18 +164,18 @@ export function runPrimary(config: AppConfig): void {
       const clean = code === 0 || signal === 'SIGTERM' || signal === 'SIGINT';
       if (!clean) {
         exitCode = 1;
-        logger.error(`${describe(worker, code, signal)} while stopping`, 'Cluster');
+        logger.error(`${exitText(worker, code, signal)} while stopping`, 'Cluster');
       }
       if (workers.size === 0) process.exit(exitCode);
       return;
     }
     const decision = restarts.exited({ at: Date.now(), listeningSince: since });
     if (decision.action === 'replace') {
-      logger.error(`${describe(worker, code, signal)}; starting another`, 'Cluster');
+      logger.error(`${exitText(worker, code, signal)}; starting another`, 'Cluster');
       fork();
       return;
     }
-    logger.error(`${describe(worker, code, signal)}; giving up: ${decision.reason}`, 'Cluster');
+    logger.error(`${exitText(worker, code, signal)}; giving up: ${decision.reason}`, 'Cluster');
     exitCode = 1;
     stop('SIGTERM');
   });
