@@ -1,10 +1,9 @@
 import { ArgumentsHost, Catch, ExceptionFilter, Logger } from '@nestjs/common';
 import type { FastifyReply } from 'fastify';
-import { sendJson } from '../http/send-json.js';
-import { errorEnvelope } from './parley-error.js';
+import { sendError } from '../http/send-json.js';
 import { toParleyError } from './to-parley-error.js';
 
-/** The one place where an error becomes an HTTP answer: OpenAI's envelope, never a stack trace. */
+/** Every error a request throws becomes OpenAI's envelope (`sendError`), never a stack trace. */
 @Catch()
 export class OpenAiErrorFilter implements ExceptionFilter {
   private readonly logger = new Logger('Errors');
@@ -24,6 +23,6 @@ export class OpenAiErrorFilter implements ExceptionFilter {
       if (!reply.raw.writableEnded) reply.raw.end();
       return;
     }
-    sendJson(reply, error.status, errorEnvelope(error.toBody()), error.headers);
+    sendError(reply, error);
   }
 }

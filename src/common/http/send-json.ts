@@ -1,4 +1,5 @@
 import type { FastifyReply } from 'fastify';
+import { errorEnvelope, type ParleyError } from '../errors/parley-error.js';
 
 /**
  * Writes a JSON answer straight to the socket, past Fastify's serializer and reply hooks: the
@@ -20,4 +21,13 @@ export function sendJson(
     'content-length': Buffer.byteLength(json),
   });
   res.end(json);
+}
+
+/** An error as OpenAI's envelope, with its status and headers (after `headers`, which it may override). */
+export function sendError(
+  reply: FastifyReply,
+  error: ParleyError,
+  headers: Record<string, string> = {},
+): void {
+  sendJson(reply, error.status, errorEnvelope(error.toBody()), { ...headers, ...error.headers });
 }

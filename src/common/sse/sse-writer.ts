@@ -3,9 +3,8 @@ import type { FastifyReply } from 'fastify';
 import { Subscription, type Observable } from 'rxjs';
 import type { AppConfig } from '../../config/app-config.js';
 import { APP_CONFIG } from '../../config/config.module.js';
-import { errorEnvelope } from '../errors/parley-error.js';
 import { toParleyError } from '../errors/to-parley-error.js';
-import { sendJson } from '../http/send-json.js';
+import { sendError } from '../http/send-json.js';
 import { ActiveStreams } from './active-streams.js';
 import { DONE_DATA, errorFrameData, formatSseEvent, SSE_PING, type SseFrame } from './sse-frame.js';
 
@@ -120,11 +119,7 @@ export class SseWriter {
           error: (err: unknown) => {
             if (finished) return;
             if (!res.headersSent) {
-              const error = toParleyError(err);
-              sendJson(reply, error.status, errorEnvelope(error.toBody()), {
-                ...options.headers,
-                ...error.headers,
-              });
+              sendError(reply, toParleyError(err), options.headers);
               finish();
               return;
             }
