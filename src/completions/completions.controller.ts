@@ -96,8 +96,7 @@ export class CompletionsController {
     const afterId = resumePosition(lastEventId, after);
     const source = await this.resumer.open(ctx, id, afterId, reply.raw);
     if (source.kind === 'finished') {
-      reply.hijack();
-      reply.raw.writeHead(204).end();
+      void reply.code(204).send();
       return;
     }
     await this.sse.write(reply, source.frames);
