@@ -5,6 +5,7 @@ import type {
   ChatCompletionMessageFunctionToolCall,
   ChatCompletionMessageParam,
 } from 'openai/resources/chat/completions';
+import { followAbort } from '../common/abort/follow-abort.js';
 import { ParleyError } from '../common/errors/parley-error.js';
 import { toAsyncIterator } from '../common/rx/to-async-iterator.js';
 import type { AppConfig } from '../config/app-config.js';
@@ -280,14 +281,20 @@ export class ToolLoop {
   private async guarded<T>(call: (signal: AbortSignal) => Promise<T>, signal: AbortSignal): Promise<T> {
     const ms = this.config.toolInactivityMs;
     const guard = new AbortController();
-    const timer = setTimeout(() => guard.abort(inactivityError(ms)), ms);
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      guard.abort(inactivityError(ms));
+    }, ms);
+    const unfollow = followAbort(signal, guard);
     try {
-      return await call(AbortSignal.any([signal, guard.signal]));
+      return await call(guard.signal);
     } catch (e) {
-      if (guard.signal.aborted) throw guard.signal.reason;
+      if (timedOut) throw guard.signal.reason;
       throw e;
     } finally {
       clearTimeout(timer);
+      unfollow();
     }
   }
 

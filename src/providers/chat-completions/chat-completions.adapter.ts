@@ -1,6 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import type { ChatCompletion, ChatCompletionChunk } from 'openai/resources/chat/completions';
 import { Observable } from 'rxjs';
+import { followAbort } from '../../common/abort/follow-abort.js';
 import { ParleyError } from '../../common/errors/parley-error.js';
 import { OpenAiClientFactory } from '../openai-client.factory.js';
 import { ProviderAdapterFor, type ProviderAdapter, type UpstreamChatRequest } from '../provider-adapter.js';
@@ -65,9 +66,7 @@ export class ChatCompletionsAdapter implements ProviderAdapter {
   ): Observable<ChatCompletionChunk> {
     return new Observable<ChatCompletionChunk>((subscriber) => {
       const abort = new AbortController();
-      const onAbort = (): void => abort.abort();
-      if (signal.aborted) onAbort();
-      else signal.addEventListener('abort', onAbort, { once: true });
+      const unfollow = followAbort(signal, abort);
       // Set before the subscriber is told the end: by then the SDK has read or dropped the upstream
       // body, and an abort would only cost an event and two DOMExceptions down the signal chain.
       let settled = false;
@@ -113,7 +112,7 @@ export class ChatCompletionsAdapter implements ProviderAdapter {
       };
       void run();
       return () => {
-        signal.removeEventListener('abort', onAbort);
+        unfollow();
         if (!settled) abort.abort();
       };
     });
