@@ -3,7 +3,10 @@ import { MIGRATIONS } from './migrations/index.js';
 
 export interface DatabaseTarget {
   url: string;
-  /** PGlite serves one query at a time; more connections only queue behind each other. */
+  /**
+   * PGlite runs one query at a time; a few connections keep the next ones waiting in its worker
+   * while one runs, instead of each waiting out a round trip first.
+   */
   embedded: boolean;
 }
 
@@ -16,6 +19,6 @@ export function buildDataSourceOptions(target: DatabaseTarget): DataSourceOption
     migrationsTableName: 'parley_migrations',
     synchronize: false,
     logging: ['error'],
-    extra: target.embedded ? { max: 1 } : { max: 10, connectionTimeoutMillis: 5000 },
+    extra: target.embedded ? { max: 4 } : { max: 10, connectionTimeoutMillis: 5000 },
   };
 }

@@ -7,26 +7,139 @@ const require = createRequire(import.meta.url);
 
 // PGlite runs PostgreSQL as WASM on the thread that owns it; on the main thread every query would
 // stall HTTP handling. It lives in a worker instead, serving the wire protocol on a loopback port.
+//
+// The server is Parley's own rather than @electric-sql/pglite-socket's, which hands PGlite one
+// protocol message at a time and writes each reply part separately: a parameterised query (Parse,
+// Bind, Describe, Execute, Sync) cost five WASM entries and several socket writes. Here everything a
+// client sent that is complete goes to PGlite in one call, and its reply leaves in one write.
+// PGlite has a single session, so a connection inside a transaction is served before any other.
 const WORKER_SOURCE = `
 const { parentPort, workerData } = require('node:worker_threads');
+const net = require('node:net');
 const { PGlite } = require(workerData.modules.pglite);
 const { pgcrypto } = require(workerData.modules.pgcrypto);
-const { PGLiteSocketServer } = require(workerData.modules.socket);
+
+const SSL_REQUEST = 80877103;
+const CANCEL_REQUEST = 80877102;
+const TERMINATE = 0x58;
+// Parse, Bind, Describe, Execute, Close, Flush: a request goes on until its Sync.
+const EXTENDED_QUERY_STEPS = new Set([0x50, 0x42, 0x44, 0x45, 0x43, 0x48]);
+
+function serve(db) {
+  const queue = [];
+  let busy = false;
+  let owner = null;
+
+  async function pump() {
+    if (busy) return;
+    busy = true;
+    while (queue.length > 0) {
+      const index = owner && db.isInTransaction() ? queue.findIndex((job) => job.conn === owner) : 0;
+      if (index < 0) break;
+      const { conn, bytes } = queue.splice(index, 1)[0];
+      if (conn.destroyed) continue;
+      const reply = [];
+      try {
+        await db.runExclusive(() =>
+          db.execProtocolRawStream(bytes, { onRawData: (data) => reply.push(Buffer.from(data)) }),
+        );
+      } catch (e) {
+        conn.destroy();
+        continue;
+      }
+      owner = conn;
+      if (reply.length > 0 && conn.writable) conn.write(reply.length === 1 ? reply[0] : Buffer.concat(reply));
+    }
+    busy = false;
+  }
+
+  async function closed(conn) {
+    for (let i = queue.length - 1; i >= 0; i--) if (queue[i].conn === conn) queue.splice(i, 1);
+    if (owner === conn) {
+      owner = null;
+      // A transaction its client can no longer finish would hold every other connection.
+      // (exec takes PGlite's query lock itself.)
+      if (db.isInTransaction()) await db.exec('ROLLBACK').catch(() => undefined);
+    }
+    void pump();
+  }
+
+  const connections = new Set();
+  const server = net.createServer((conn) => {
+    connections.add(conn);
+    conn.setNoDelay(true);
+    let pending = Buffer.alloc(0);
+    let started = false;
+    conn.on('data', (data) => {
+      pending = pending.length === 0 ? data : Buffer.concat([pending, data]);
+      // Whole messages are read up to 'end'; a job ends only where a request does ('cut'), so another
+      // connection never runs between a Parse and its Sync (they share PGlite's unnamed statement).
+      let end = 0;
+      let cut = 0;
+      while (pending.length - end >= 5) {
+        // The startup packet has no type byte: length, then a code.
+        let type = 0;
+        const length = started ? 1 + pending.readInt32BE(end + 1) : pending.readInt32BE(end);
+        if (pending.length - end < length) break;
+        if (!started) {
+          const code = pending.length - end >= 8 ? pending.readInt32BE(end + 4) : 0;
+          if (code === CANCEL_REQUEST) {
+            conn.destroy();
+            return;
+          }
+          if (code === SSL_REQUEST) {
+            conn.write('N');
+            pending = pending.subarray(end + length);
+            end = cut = 0;
+            continue;
+          }
+          started = true;
+        } else if (pending[end] === TERMINATE) {
+          if (cut > 0) queue.push({ conn, bytes: pending.subarray(0, cut) });
+          pending = Buffer.alloc(0);
+          conn.end();
+          void pump();
+          return;
+        } else {
+          type = pending[end];
+        }
+        end += length;
+        if (!EXTENDED_QUERY_STEPS.has(type)) cut = end;
+      }
+      if (cut === 0) return;
+      queue.push({ conn, bytes: pending.subarray(0, cut) });
+      pending = pending.subarray(cut);
+      void pump();
+    });
+    conn.on('error', () => undefined);
+    conn.on('close', () => {
+      connections.delete(conn);
+      void closed(conn);
+    });
+  });
+  server.closeAll = () =>
+    new Promise((resolve) => {
+      server.close(() => resolve());
+      for (const conn of connections) conn.destroy();
+    });
+  return server;
+}
+
 (async () => {
   const startParams = [...PGlite.defaultStartParams, ...workerData.settings.flatMap((s) => ['-c', s])];
   const db = await PGlite.create({ dataDir: workerData.dataDir, extensions: { pgcrypto }, startParams });
-  const server = new PGLiteSocketServer({ db, host: '127.0.0.1', port: 0, maxConnections: 8 });
-  await server.start();
+  const server = serve(db);
+  await new Promise((resolve, reject) => server.once('error', reject).listen(0, '127.0.0.1', resolve));
   parentPort.on('message', async (message) => {
     if (message !== 'stop') return;
     try {
-      await server.stop();
+      await server.closeAll();
       await db.close();
     } finally {
       parentPort.postMessage({ type: 'stopped' });
     }
   });
-  parentPort.postMessage({ type: 'ready', conn: server.getServerConn() });
+  parentPort.postMessage({ type: 'ready', port: server.address().port });
 })().catch((e) => parentPort.postMessage({ type: 'error', message: String((e && e.stack) || e) }));
 `;
 
@@ -47,7 +160,7 @@ function embeddedSettings(inMemory: boolean): string[] {
 }
 
 type WorkerMessage =
-  { type: 'ready'; conn: string } | { type: 'stopped' } | { type: 'error'; message: string };
+  { type: 'ready'; port: number } | { type: 'stopped' } | { type: 'error'; message: string };
 
 /**
  * Real PostgreSQL (PGlite, compiled to WASM) served in-process on a loopback port, from a worker
@@ -73,13 +186,12 @@ export class EmbeddedPostgres {
         modules: {
           pglite: require.resolve('@electric-sql/pglite'),
           pgcrypto: require.resolve('@electric-sql/pglite/contrib/pgcrypto'),
-          socket: require.resolve('@electric-sql/pglite-socket'),
         },
       },
     });
-    const conn = await new Promise<string>((resolveReady, reject) => {
+    const port = await new Promise<number>((resolveReady, reject) => {
       const onMessage = (message: WorkerMessage): void => {
-        if (message.type === 'ready') resolveReady(message.conn);
+        if (message.type === 'ready') resolveReady(message.port);
         else if (message.type === 'error')
           reject(new Error(`The embedded database did not start: ${message.message}`));
       };
@@ -90,7 +202,6 @@ export class EmbeddedPostgres {
       );
     });
     worker.removeAllListeners('exit');
-    const port = conn.slice(conn.lastIndexOf(':') + 1);
     return new EmbeddedPostgres(worker, `postgres://postgres@127.0.0.1:${port}/postgres`);
   }
 
