@@ -30,6 +30,8 @@ const DEFAULT_PAGE = 20;
 /** completeTurn: attempts in all, and the waits between them. */
 const STORE_ATTEMPTS = 3;
 const STORE_BACKOFF_MS = [200, 1000] as const;
+/** Background writes an instance lets pile up before new conversations wait for their own. */
+export const MAX_BACKGROUND_WRITES = 256;
 
 function conversationNotFound(): ParleyError {
   return ParleyError.notFound('Conversation');
@@ -73,6 +75,12 @@ export class ConversationsService implements OnModuleInit {
    * history it continues from (and before its new messages), even when the write is slow.
    */
   private readonly pendingWrites = new Map<string, Set<Promise<unknown>>>();
+  /**
+   * Of those, how many are not done yet. Past MAX_BACKGROUND_WRITES a new conversation's request
+   * waits for its own write: when the database falls behind, requests slow to its pace instead of
+   * the backlog (and the memory it holds) growing without bound.
+   */
+  private backgroundWrites = 0;
 
   constructor(
     private readonly repo: ConversationsRepository,
@@ -116,8 +124,12 @@ export class ConversationsService implements OnModuleInit {
 
     const continuedId = isUuid(input.conversationId) ? input.conversationId : null;
     // The common case, a new conversation with nothing to look up, costs no round trip here.
-    if (continuedId === null && requestedId === null)
-      return this.startNewConversation(ctx, input, client, userMessageId);
+    if (continuedId === null && requestedId === null) {
+      const { start, write } = this.startNewConversation(ctx, input, client, userMessageId);
+      // Its outcome is logged where it is made; the request goes on either way, as it would unthrottled.
+      if (this.backgroundWrites > MAX_BACKGROUND_WRITES) await write.catch(() => undefined);
+      return start;
+    }
     if (continuedId !== null) await this.writesSettled(ctx, continuedId);
     const run =
       continuedId !== null
@@ -178,14 +190,15 @@ export class ConversationsService implements OnModuleInit {
   /**
    * A new conversation, settled in memory and written in the background (one statement, retried;
    * a lost answer to a committed insert shows as a duplicate id and counts as written). Whatever
-   * reads or extends it on this instance waits for that write first.
+   * reads or extends it on this instance waits for that write first. Answers the turn and the write
+   * (which never rejects unobserved: its failure is logged here).
    */
   private startNewConversation(
     ctx: TenantContext,
     input: StartTurnInput,
     client: ReturnType<typeof clientTurnToRows>,
     userMessageId: string | null,
-  ): TurnStart {
+  ): { start: TurnStart; write: Promise<void> } {
     const prompt = chooseSystemPrompt({
       explicitText: input.systemPrompt,
       requestedId: input.activeSystemPromptId,
@@ -233,7 +246,7 @@ export class ConversationsService implements OnModuleInit {
     );
     this.trackWrite(ctx, identity.id, write);
     const rows = client.rows.map((row, index) => ({ ...row, seq: index + 1 }));
-    return {
+    const start = {
       conversation,
       history: rebuildHistory(conversation.systemPrompt, rows),
       userMessageId,
@@ -241,6 +254,7 @@ export class ConversationsService implements OnModuleInit {
       lastAssistantResponseId: null,
       isNew: true,
     };
+    return { start, write };
   }
 
   /**
@@ -274,7 +288,9 @@ export class ConversationsService implements OnModuleInit {
     if (!writes) this.pendingWrites.set(key, (writes = new Set()));
     const pending = writes;
     pending.add(write);
+    this.backgroundWrites++;
     const done = () => {
+      this.backgroundWrites--;
       pending.delete(write);
       if (pending.size === 0 && this.pendingWrites.get(key) === pending) this.pendingWrites.delete(key);
     };
