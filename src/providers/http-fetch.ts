@@ -1,4 +1,4 @@
-import http, { type IncomingMessage, type RequestOptions } from 'node:http';
+import http, { type IncomingMessage, type OutgoingHttpHeaders, type RequestOptions } from 'node:http';
 import https from 'node:https';
 import { urlToHttpOptions } from 'node:url';
 
@@ -100,8 +100,16 @@ export function createHttpFetch(options: { maxSockets?: number } = {}): typeof f
   };
 }
 
-/** `init.headers` as node:http takes them; the SDK passes a `Headers`, iterated without a copy. */
-function requestHeaders(init: RequestInit['headers']): Record<string, string> {
+/**
+ * `init.headers` as node:http takes them. A record is handed over as it is (node:http validates
+ * names and values and does not keep or change the object): the SDK client Parley builds
+ * (LeanOpenAI) passes one, and copying it through a `Headers` would cost what that client saves.
+ * A `Headers` is iterated without a copy; a list of pairs goes through a `Headers`.
+ */
+function requestHeaders(init: RequestInit['headers']): OutgoingHttpHeaders {
+  if (init === undefined) return {};
+  // Its lists are only read, so their `readonly` does not matter.
+  if (!(init instanceof Headers) && !Array.isArray(init)) return init as OutgoingHttpHeaders;
   const headers: Record<string, string> = {};
   (init instanceof Headers ? init : new Headers(init)).forEach((value, name) => (headers[name] = value));
   return headers;

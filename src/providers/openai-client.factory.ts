@@ -1,11 +1,13 @@
 import { Injectable } from '@nestjs/common';
 import OpenAI from 'openai';
 import { createHttpFetch } from './http-fetch.js';
+import { LeanOpenAI } from './lean-openai.js';
 import type { ResolvedProvider } from './provider.types.js';
 
 /**
  * One SDK client per provider (and per version of its settings), reused across requests so
- * connections stay pooled. Retries are Parley's decision, not the SDK's: maxRetries 0.
+ * connections stay pooled. Retries are Parley's decision, not the SDK's: maxRetries 0. The client is
+ * the SDK's with cheaper request building (LeanOpenAI).
  */
 @Injectable()
 export class OpenAiClientFactory {
@@ -15,7 +17,7 @@ export class OpenAiClientFactory {
   clientFor(provider: ResolvedProvider): OpenAI {
     const cached = this.clients.get(provider.id);
     if (cached && cached.version === provider.version) return cached.client;
-    const client = new OpenAI({
+    const client = new LeanOpenAI({
       apiKey: provider.apiKey,
       baseURL: provider.baseUrl,
       timeout: provider.timeoutMs,
