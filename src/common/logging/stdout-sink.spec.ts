@@ -18,6 +18,17 @@ describe('bufferedStdout', () => {
     expect(write.mock.calls.map((call) => call[0])).toEqual(['a\nb\n', 'c\n']);
   });
 
+  it('shares one buffer between loggers, so their lines keep their order', async () => {
+    const write = vi.spyOn(process.stdout, 'write').mockImplementation(() => true);
+    const first = bufferedStdout();
+    const second = bufferedStdout();
+    first('1\n');
+    second('2\n');
+    first('3\n');
+    await nextTurn();
+    expect(write.mock.calls.map((call) => call[0])).toEqual(['1\n2\n3\n']);
+  });
+
   it('loses no line when the process exits right after logging', () => {
     const script = [
       "import { bufferedStdout } from './src/common/logging/stdout-sink.ts';",
