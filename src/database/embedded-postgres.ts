@@ -70,46 +70,52 @@ function serve(db) {
     conn.setNoDelay(true);
     let pending = Buffer.alloc(0);
     let started = false;
+    const enqueue = (length) => {
+      queue.push({ conn, bytes: pending.subarray(0, length) });
+      pending = pending.subarray(length);
+      void pump();
+    };
+    // The startup packet has no type byte (length, then a code); an SSL request may come first.
+    const readStartup = () => {
+      while (pending.length >= 8) {
+        const length = pending.readInt32BE(0);
+        if (pending.length < length) return;
+        const code = pending.readInt32BE(4);
+        if (code === CANCEL_REQUEST) return conn.destroy();
+        if (code === SSL_REQUEST) {
+          conn.write('N');
+          pending = pending.subarray(length);
+          continue;
+        }
+        started = true;
+        return enqueue(length);
+      }
+    };
     conn.on('data', (data) => {
       pending = pending.length === 0 ? data : Buffer.concat([pending, data]);
+      if (!started) readStartup();
+      if (!started || conn.destroyed) return;
       // Whole messages are read up to 'end'; a job ends only where a request does ('cut'), so another
       // connection never runs between a Parse and its Sync (they share PGlite's unnamed statement).
       let end = 0;
       let cut = 0;
+      let terminated = false;
       while (pending.length - end >= 5) {
-        // The startup packet has no type byte: length, then a code.
-        let type = 0;
-        const length = started ? 1 + pending.readInt32BE(end + 1) : pending.readInt32BE(end);
-        if (pending.length - end < length) break;
-        if (!started) {
-          const code = pending.length - end >= 8 ? pending.readInt32BE(end + 4) : 0;
-          if (code === CANCEL_REQUEST) {
-            conn.destroy();
-            return;
-          }
-          if (code === SSL_REQUEST) {
-            conn.write('N');
-            pending = pending.subarray(end + length);
-            end = cut = 0;
-            continue;
-          }
-          started = true;
-        } else if (pending[end] === TERMINATE) {
-          if (cut > 0) queue.push({ conn, bytes: pending.subarray(0, cut) });
-          pending = Buffer.alloc(0);
-          conn.end();
-          void pump();
-          return;
-        } else {
-          type = pending[end];
+        const type = pending[end];
+        if (type === TERMINATE) {
+          terminated = true;
+          break;
         }
+        const length = 1 + pending.readInt32BE(end + 1);
+        if (pending.length - end < length) break;
         end += length;
         if (!EXTENDED_QUERY_STEPS.has(type)) cut = end;
       }
-      if (cut === 0) return;
-      queue.push({ conn, bytes: pending.subarray(0, cut) });
-      pending = pending.subarray(cut);
-      void pump();
+      if (cut > 0) enqueue(cut);
+      if (terminated) {
+        pending = Buffer.alloc(0);
+        conn.end();
+      }
     });
     conn.on('error', () => undefined);
     conn.on('close', () => {
