@@ -322,6 +322,30 @@ describe('POST /v1/chat/completions (JSON)', () => {
       expectErrorEnvelope(timedOut, 504, 'upstream_timeout');
     });
 
+    it("sends the provider's key and its own headers upstream, and no SDK telemetry", async () => {
+      const created = await admin(t).post(`/admin/tenants/${tenant.tenantId}/providers`, {
+        name: 'with-headers',
+        kind: 'chat_completions',
+        base_url: sim.baseUrl,
+        api_key: 'sk-with-headers',
+        default_model: 'headed-model',
+        models: [{ id: 'headed-model', context_length: 8000 }],
+        headers: { 'X-Team': 'search', 'OpenAI-Organization': 'org-7' },
+      });
+      expect(created.status).toBe(201);
+      sim.enqueue({ kind: 'text', text: 'ok' });
+      const res = await post({ ...hi, model: 'headed-model' });
+      expect(res.status).toBe(200);
+      const { headers } = sim.lastRequest()!;
+      expect(headers).toMatchObject({
+        authorization: 'Bearer sk-with-headers',
+        'content-type': 'application/json',
+        'x-team': 'search',
+        'openai-organization': 'org-7',
+      });
+      expect(Object.keys(headers).filter((name) => name.startsWith('x-stainless-'))).toEqual([]);
+    });
+
     it('uses provider_id or x-provider-id, and refuses another tenant’s provider', async () => {
       const other = await setupTenant(t, { baseUrl: sim.baseUrl });
       const mine = await post({ ...hi, provider_id: tenant.providerId });
