@@ -3,7 +3,7 @@ import {
   type AppendOptions,
   checkAfterId,
   checkDelta,
-  checkEventId,
+  checkEventIds,
   checkMaxLen,
   checkReadOptions,
   checkScript,
@@ -129,12 +129,13 @@ export class MemoryStore implements Store {
 
   // ── event log ─────────────────────────────────────────────────────────────────────────────────
 
-  async append(key: string, event: StoreEvent, opts: AppendOptions = {}): Promise<void> {
+  async append(key: string, events: readonly StoreEvent[], opts: AppendOptions = {}): Promise<void> {
     this.assertOpen();
-    checkEventId(event.id);
+    checkEventIds(events);
     const ttlMs = opts.ttlMs === undefined ? undefined : checkTtl(opts.ttlMs);
     const maxLen = opts.maxLen;
     if (maxLen !== undefined) checkMaxLen(maxLen);
+    if (events.length === 0) return;
     const full = this.k(key);
     let entry = this.entry(full);
     if (entry && entry.kind !== 'log') throw new Error(WRONGTYPE);
@@ -143,10 +144,10 @@ export class MemoryStore implements Store {
       this.data.set(full, entry);
     }
     const last = entry.events.at(-1);
-    if (last && event.id <= last.id) {
-      throw new Error(`event id ${event.id} is not greater than the last id ${last.id} of ${key}`);
+    if (last && events[0].id <= last.id) {
+      throw new Error(`event id ${events[0].id} is not greater than the last id ${last.id} of ${key}`);
     }
-    entry.events.push({ id: event.id, data: event.data });
+    for (const { id, data } of events) entry.events.push({ id, data });
     if (maxLen !== undefined && entry.events.length > maxLen) {
       entry.events.splice(0, entry.events.length - maxLen);
     }

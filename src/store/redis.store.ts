@@ -4,7 +4,7 @@ import {
   type AppendOptions,
   checkAfterId,
   checkDelta,
-  checkEventId,
+  checkEventIds,
   checkMaxLen,
   checkReadOptions,
   checkScript,
@@ -36,6 +36,28 @@ const DATA_FIELD = 'd';
 const BLOCK_GRACE_MS = 2000;
 
 type ScriptFn = (...args: (string | number)[]) => Promise<unknown>;
+
+/**
+ * Appends a batch to a log in one command. KEYS[1] the log; ARGV: maxLen ('' for none), ttlMs ('' for
+ * none), then id and data per event. The ids increase (checked before sending), so only the first
+ * XADD can fail (an id not above the log's last, or not a log at all), and a script stops at its
+ * first error: a rejected batch writes nothing.
+ */
+const APPEND_EVENTS = {
+  command: 'parleyAppendEvents',
+  lua: `
+local maxLen = ARGV[1]
+for i = 3, #ARGV, 2 do
+  if maxLen == '' then
+    redis.call('XADD', KEYS[1], ARGV[i] .. '-0', '${DATA_FIELD}', ARGV[i + 1])
+  else
+    redis.call('XADD', KEYS[1], 'MAXLEN', '~', maxLen, ARGV[i] .. '-0', '${DATA_FIELD}', ARGV[i + 1])
+  end
+end
+if ARGV[2] ~= '' then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return 0
+`,
+} as const;
 
 interface Subscription {
   handler: (message: string) => void;
@@ -95,6 +117,7 @@ export class RedisStore implements Store {
       retryStrategy: (attempt: number) => Math.min(50 * 2 ** Math.min(attempt, 10), 1000),
     };
     this.client = new Redis(options.url, redisOptions);
+    this.client.defineCommand(APPEND_EVENTS.command, { numberOfKeys: 1, lua: APPEND_EVENTS.lua });
     this.watch(this.client);
   }
 
@@ -174,18 +197,17 @@ export class RedisStore implements Store {
 
   // ── event log (one Redis Stream per key; stream id `<event id>-0`) ─────────────────────────────
 
-  async append(key: string, event: StoreEvent, opts: AppendOptions = {}): Promise<void> {
+  async append(key: string, events: readonly StoreEvent[], opts: AppendOptions = {}): Promise<void> {
     this.assertOpen();
-    checkEventId(event.id);
-    const ttlMs = opts.ttlMs === undefined ? undefined : checkTtl(opts.ttlMs);
+    checkEventIds(events);
+    const ttlMs = opts.ttlMs === undefined ? '' : checkTtl(opts.ttlMs);
     if (opts.maxLen !== undefined) checkMaxLen(opts.maxLen);
-    const full = this.k(key);
-    const trim = opts.maxLen === undefined ? [] : ['MAXLEN', '~', opts.maxLen];
-    const tx = this.client.multi().xadd(full, ...trim, `${event.id}-0`, DATA_FIELD, event.data);
-    if (ttlMs !== undefined) tx.pexpire(full, ttlMs);
-    const results = await tx.exec();
-    if (!results) throw new Error(`append to ${key} was aborted`);
-    for (const [err] of results) if (err) throw err;
+    const maxLen = opts.maxLen ?? '';
+    if (events.length === 0) return;
+    const args: (string | number)[] = [this.k(key), maxLen, ttlMs];
+    for (const event of events) args.push(event.id, event.data);
+    const append = (this.client as unknown as Record<string, ScriptFn>)[APPEND_EVENTS.command];
+    await append.call(this.client, ...args);
   }
 
   async readAfter(key: string, afterId: number, opts: ReadAfterOptions = {}): Promise<StoreEvent[]> {

@@ -250,7 +250,7 @@ export function describeStoreContract(
         const store = await open();
         const key = unique('log');
         expect(await store.readAfter(key, 0)).toEqual([]);
-        for (const event of events(1, 2, 3, 4, 5)) await store.append(key, event);
+        for (const event of events(1, 2, 3, 4, 5)) await store.append(key, [event]);
         expect(await store.readAfter(key, 0)).toEqual(events(1, 2, 3, 4, 5));
         expect(await store.readAfter(key, 3)).toEqual(events(4, 5));
         expect(await store.readAfter(key, 5)).toEqual([]);
@@ -262,12 +262,12 @@ export function describeStoreContract(
         const store = await open();
         const key = unique('log');
         const data = 'data: {"a":"ü\\n"}\n\nline 2 ' + 'x'.repeat(10_000);
-        await store.append(key, { id: 10, data });
-        await store.append(key, { id: 20, data: '' });
-        await expect(store.append(key, { id: 20, data: 'dup' })).rejects.toThrow();
-        await expect(store.append(key, { id: 15, data: 'older' })).rejects.toThrow();
-        await expect(store.append(key, { id: 0, data: 'zero' })).rejects.toThrow(RangeError);
-        await expect(store.append(key, { id: 1.5, data: 'fraction' })).rejects.toThrow(RangeError);
+        await store.append(key, [{ id: 10, data }]);
+        await store.append(key, [{ id: 20, data: '' }]);
+        await expect(store.append(key, [{ id: 20, data: 'dup' }])).rejects.toThrow();
+        await expect(store.append(key, [{ id: 15, data: 'older' }])).rejects.toThrow();
+        await expect(store.append(key, [{ id: 0, data: 'zero' }])).rejects.toThrow(RangeError);
+        await expect(store.append(key, [{ id: 1.5, data: 'fraction' }])).rejects.toThrow(RangeError);
         expect(await store.readAfter(key, 0)).toEqual([
           { id: 10, data },
           { id: 20, data: '' },
@@ -275,14 +275,25 @@ export function describeStoreContract(
         expect(await store.readAfter(key, 12)).toEqual([{ id: 20, data: '' }]);
       });
 
+      it('a batch lands in order in one call; a rejected batch writes nothing', async () => {
+        const store = await open();
+        const key = unique('log');
+        await store.append(key, events(1, 2, 3), { maxLen: 100, ttlMs: 60_000 });
+        await store.append(key, []);
+        await expect(store.append(key, events(5, 4))).rejects.toThrow(RangeError);
+        await expect(store.append(key, events(6, 6))).rejects.toThrow(RangeError);
+        await expect(store.append(key, events(3, 8))).rejects.toThrow();
+        await store.append(key, events(7, 9));
+        expect(await store.readAfter(key, 0)).toEqual(events(1, 2, 3, 7, 9));
+      });
       it('values and logs share one key space (wrong kind of operation rejects)', async () => {
         const store = await open();
         const log = unique('log');
         const value = unique('value');
-        await store.append(log, { id: 1, data: 'a' });
+        await store.append(log, [{ id: 1, data: 'a' }]);
         await store.set(value, 'v');
         await expect(store.get(log)).rejects.toThrow(/WRONGTYPE/);
-        await expect(store.append(value, { id: 1, data: 'a' })).rejects.toThrow(/WRONGTYPE/);
+        await expect(store.append(value, [{ id: 1, data: 'a' }])).rejects.toThrow(/WRONGTYPE/);
         await expect(store.readAfter(value, 0)).rejects.toThrow(/WRONGTYPE/);
         await store.del(log);
         expect(await store.readAfter(log, 0)).toEqual([]);
@@ -291,7 +302,7 @@ export function describeStoreContract(
       it('a blocking readAfter returns at once when events are already there', async () => {
         const store = await open();
         const key = unique('log');
-        await store.append(key, { id: 1, data: 'a' });
+        await store.append(key, [{ id: 1, data: 'a' }]);
         const { value, ms } = await elapsed(store.readAfter(key, 0, { blockMs: 5000 }));
         expect(value).toEqual([{ id: 1, data: 'a' }]);
         expect(ms).toBeLessThan(500);
@@ -300,10 +311,10 @@ export function describeStoreContract(
       it('a blocking readAfter is woken by a later append', async () => {
         const store = await open();
         const key = unique('log');
-        await store.append(key, { id: 1, data: 'a' });
+        await store.append(key, [{ id: 1, data: 'a' }]);
         const read = elapsed(store.readAfter(key, 1, { blockMs: 5000 }));
         await sleep(50);
-        await store.append(key, { id: 2, data: 'b' });
+        await store.append(key, [{ id: 2, data: 'b' }]);
         const { value, ms } = await read;
         expect(value).toEqual([{ id: 2, data: 'b' }]);
         expect(ms).toBeLessThan(1000);
@@ -314,20 +325,20 @@ export function describeStoreContract(
         const keys = [unique('log'), unique('log')];
         const reads = [0, 1, 2, 3, 4, 5].map((i) => store.readAfter(keys[i % 2], 0, { blockMs: 5000 }));
         await sleep(50);
-        await store.append(keys[0], { id: 1, data: 'zero' });
-        await store.append(keys[1], { id: 1, data: 'one' });
+        await store.append(keys[0], [{ id: 1, data: 'zero' }]);
+        await store.append(keys[1], [{ id: 1, data: 'one' }]);
         const results = await Promise.all(reads);
         results.forEach((result, i) => expect(result).toEqual([{ id: 1, data: i % 2 ? 'one' : 'zero' }]));
         // The store still serves blocking reads afterwards (pooled connections are reusable).
         const again = store.readAfter(keys[0], 1, { blockMs: 5000 });
-        await store.append(keys[0], { id: 2, data: 'again' });
+        await store.append(keys[0], [{ id: 2, data: 'again' }]);
         expect(await again).toEqual([{ id: 2, data: 'again' }]);
       });
 
       it('a blocking readAfter resolves [] when nothing arrives in time', async () => {
         const store = await open();
         const key = unique('log');
-        await store.append(key, { id: 1, data: 'a' });
+        await store.append(key, [{ id: 1, data: 'a' }]);
         const { value, ms } = await elapsed(store.readAfter(key, 1, { blockMs: 150 }));
         expect(value).toEqual([]);
         expect(ms).toBeGreaterThanOrEqual(130);
@@ -356,7 +367,7 @@ export function describeStoreContract(
 
         // The store is unaffected.
         const next = store.readAfter(key, 0, { blockMs: 5000 });
-        await store.append(key, { id: 1, data: 'a' });
+        await store.append(key, [{ id: 1, data: 'a' }]);
         expect(await next).toEqual([{ id: 1, data: 'a' }]);
       });
 
@@ -376,7 +387,7 @@ export function describeStoreContract(
         const key = unique('log');
         const total = 500;
         const maxLen = 10;
-        for (let id = 1; id <= total; id++) await store.append(key, { id, data: `e${id}` }, { maxLen });
+        for (let id = 1; id <= total; id++) await store.append(key, [{ id, data: `e${id}` }], { maxLen });
         const kept = await store.readAfter(key, 0);
         expect(kept.length).toBeGreaterThanOrEqual(maxLen);
         // Redis trims approximately (`MAXLEN ~`, whole 100-entry nodes), so allow that much slack.
@@ -388,12 +399,12 @@ export function describeStoreContract(
       it('ttlMs on append expires the whole log', async () => {
         const store = await open();
         const key = unique('log');
-        await store.append(key, { id: 1, data: 'a' }, { ttlMs: SHORT_TTL_MS });
-        await store.append(key, { id: 2, data: 'b' }, { ttlMs: SHORT_TTL_MS });
+        await store.append(key, [{ id: 1, data: 'a' }], { ttlMs: SHORT_TTL_MS });
+        await store.append(key, [{ id: 2, data: 'b' }], { ttlMs: SHORT_TTL_MS });
         expect(await store.readAfter(key, 0)).toHaveLength(2);
         await sleep(EXPIRED_AFTER_MS);
         expect(await store.readAfter(key, 0)).toEqual([]);
-        await store.append(key, { id: 1, data: 'again' });
+        await store.append(key, [{ id: 1, data: 'again' }]);
         expect(await store.readAfter(key, 0)).toEqual([{ id: 1, data: 'again' }]);
         await store.expire(key, SHORT_TTL_MS);
         await sleep(EXPIRED_AFTER_MS);
@@ -476,7 +487,7 @@ export function describeStoreContract(
         const key = unique('isolated');
         const channel = unique('chan');
         await store.set(key, 'mine');
-        await store.append(`${key}:log`, { id: 1, data: 'a' });
+        await store.append(`${key}:log`, [{ id: 1, data: 'a' }]);
         expect(await other.get(key)).toBeNull();
         expect(await other.readAfter(`${key}:log`, 0)).toEqual([]);
         const heard: string[] = [];
@@ -516,7 +527,7 @@ export function describeStoreContract(
         );
         expect(await a.get(counter)).toBe('100');
         const log = unique('shared-log');
-        await a.append(log, { id: 1, data: 'x' });
+        await a.append(log, [{ id: 1, data: 'x' }]);
         expect(await b.readAfter(log, 0)).toEqual([{ id: 1, data: 'x' }]);
       });
 
@@ -542,7 +553,7 @@ export function describeStoreContract(
         const log = unique('shared-log');
         const read = elapsed(b.readAfter(log, 0, { blockMs: 5000 }));
         await sleep(50);
-        await a.append(log, { id: 1, data: 'cross' });
+        await a.append(log, [{ id: 1, data: 'cross' }]);
         const { value, ms } = await read;
         expect(value).toEqual([{ id: 1, data: 'cross' }]);
         expect(ms).toBeLessThan(1000);

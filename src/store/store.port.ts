@@ -45,11 +45,13 @@ export interface Store {
 
   // ── append-only event log per key (Redis Streams) ───────────────────────────────────────────────
   /**
-   * Append one event with the caller's own integer id (a positive safe integer, strictly greater than
-   * the last id in that log, otherwise rejects). `maxLen` bounds the log (Redis: approximate `MAXLEN ~`,
-   * the oldest events are dropped, at least `maxLen` newest are kept); `ttlMs` (re)sets the key's TTL.
+   * Append events, in one round trip and all or none, each with the caller's own integer id: positive
+   * safe integers, strictly increasing within the batch and greater than the last id in that log
+   * (otherwise it rejects and writes nothing). `maxLen` bounds the log (Redis: approximate
+   * `MAXLEN ~`, the oldest events are dropped, at least `maxLen` newest are kept); `ttlMs` (re)sets
+   * the key's TTL.
    */
-  append(key: string, event: StoreEvent, opts?: AppendOptions): Promise<void>;
+  append(key: string, events: readonly StoreEvent[], opts?: AppendOptions): Promise<void>;
   /**
    * Events with id > `afterId`, in id order (at most `count`). If there are none and `blockMs` > 0,
    * waits until at least one is appended or `blockMs` passes (then resolves []). Aborting `signal`
@@ -139,9 +141,16 @@ export function checkTtl(ttlMs: number, what = 'ttlMs'): number {
   return Math.ceil(ttlMs);
 }
 
-export function checkEventId(id: number): void {
-  if (!Number.isSafeInteger(id) || id < 1) {
-    throw new RangeError(`event id must be a positive safe integer, got ${String(id)}`);
+/** A batch to append: ids positive safe integers, strictly increasing. */
+export function checkEventIds(events: readonly StoreEvent[]): void {
+  let previous = 0;
+  for (const { id } of events) {
+    if (!Number.isSafeInteger(id) || id < 1) {
+      throw new RangeError(`event id must be a positive safe integer, got ${String(id)}`);
+    }
+    if (id <= previous)
+      throw new RangeError(`event ids must increase within a batch, got ${id} after ${previous}`);
+    previous = id;
   }
 }
 

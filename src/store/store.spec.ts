@@ -73,7 +73,7 @@ describe('MemoryStore specifics', () => {
     stores.push(store);
     const data = Reflect.get(store, 'data') as Map<string, unknown>;
     for (let i = 0; i < 100; i++) await store.set(`k${i}`, 'v', 30);
-    for (let i = 0; i < 10; i++) await store.append(`log${i}`, { id: 1, data: 'x' }, { ttlMs: 30 });
+    for (let i = 0; i < 10; i++) await store.append(`log${i}`, [{ id: 1, data: 'x' }], { ttlMs: 30 });
     await store.set('forever', 'v');
     expect(data.size).toBe(111);
     await sleep(150);
@@ -83,7 +83,7 @@ describe('MemoryStore specifics', () => {
   it('trims to exactly maxLen', async () => {
     const store = new MemoryStore();
     stores.push(store);
-    for (let id = 1; id <= 50; id++) await store.append('log', { id, data: `${id}` }, { maxLen: 7 });
+    for (let id = 1; id <= 50; id++) await store.append('log', [{ id, data: `${id}` }], { maxLen: 7 });
     expect((await store.readAfter('log', 0)).map((e) => e.id)).toEqual([44, 45, 46, 47, 48, 49, 50]);
   });
 
@@ -99,7 +99,7 @@ describe('MemoryStore specifics', () => {
     ];
     expect(waiters.size).toBe(3);
     controller.abort();
-    await store.append('c', { id: 1, data: 'x' });
+    await store.append('c', [{ id: 1, data: 'x' }]);
     await Promise.all(reads);
     expect(waiters.size).toBe(0);
   });

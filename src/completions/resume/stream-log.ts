@@ -70,8 +70,8 @@ export class StreamLog {
     return `resume:${id}:lease`;
   }
 
-  append(id: string, frame: SseFrame): Promise<void> {
-    return this.store.append(StreamLog.logKey(id), frame, {
+  append(id: string, frames: readonly SseFrame[]): Promise<void> {
+    return this.store.append(StreamLog.logKey(id), frames, {
       maxLen: this.config.streamLogMaxEvents,
       ttlMs: this.config.streamLogTtlMs,
     });

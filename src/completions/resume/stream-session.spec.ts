@@ -52,7 +52,11 @@ describe('StreamSession', () => {
       };
     });
   };
-  const logged = async () => store.readAfter(StreamLog.logKey(ID), 0);
+  /** The log as a resuming reader sees it, once this turn's frames are written (one batch per turn). */
+  const logged = async () => {
+    await vi.advanceTimersByTimeAsync(0);
+    return store.readAfter(StreamLog.logKey(ID), 0);
+  };
 
   beforeEach(() => {
     vi.useFakeTimers();
@@ -91,6 +95,18 @@ describe('StreamSession', () => {
     expect(frames.slice(0, 2)).toEqual(received);
     expect(frames[2].data).toBe('[DONE]');
     expect(await log.readMeta(ID)).toMatchObject({ status: 'done', lastId: 3 });
+  });
+
+  it('writes the frames of one event-loop turn to the log in one store call, after the client has them', async () => {
+    const append = vi.spyOn(store, 'append');
+    upstream.next(chunk('a'));
+    upstream.next(chunk('b'));
+    expect(received.map((f) => f.id)).toEqual([1, 2]);
+    expect(append).not.toHaveBeenCalled();
+    await vi.advanceTimersByTimeAsync(0);
+    upstream.next(chunk('c'));
+    await vi.advanceTimersByTimeAsync(0);
+    expect(append.mock.calls.map(([, frames]) => frames.map((f) => f.id))).toEqual([[1, 2], [3]]);
   });
 
   it('logs an error as the error frame and [DONE], and passes the error to the live client', async () => {

@@ -30,9 +30,9 @@ type State = 'new' | 'running' | 'ended';
  * One streamed completion's generation, decoupled from the HTTP response that asked for it.
  *
  * It subscribes to the chunk stream itself, numbers the frames (1, 2, ...; the error frame and
- * `[DONE]` included), appends every frame to the completion's log in the store (not awaited: the
- * store's connection keeps the appends in order; a failure is logged once and never reaches the
- * client) and hands it to the live client while one is attached.
+ * `[DONE]` included), hands each to the live client while one is attached, and appends it to the
+ * completion's log in the store (batched per event-loop turn and not awaited: the store's
+ * connection keeps the appends in order; a failure is logged once and never reaches the client).
  *
  * When the live client goes away (or stops reading: more than 1 MiB unsent), the generation runs
  * on for the grace period. When it ends, the owner looks at the lease key that readers on any
@@ -56,6 +56,7 @@ export class StreamSession {
   /** When a reader was last known to be attached (the live client leaving, or a lease seen). */
   private readerSeenAt = 0;
   private storeFailed = false;
+  private unlogged: SseFrame[] = [];
 
   constructor(
     readonly id: string,
@@ -122,7 +123,12 @@ export class StreamSession {
   private emit(frame: SseFrame): void {
     if (this.state !== 'running') return;
     this.lastId = frame.id;
+    this.deliver(frame);
     this.append(frame);
+  }
+
+  /** To the live client, if one is attached and still reading. */
+  private deliver(frame: SseFrame): void {
     const client = this.liveClient;
     if (!client) return;
     if (client.res.destroyed) {
@@ -186,6 +192,7 @@ export class StreamSession {
     this.subscription = undefined;
     clearInterval(this.beatTimer);
     clearTimeout(this.graceTimer);
+    this.flushLog();
     // Written after the last append on the same connection: once it says done, the log is complete.
     void this.deps.log
       .writeMeta(this.id, { ...this.owner, status: 'done', lastId: this.lastId, beat: this.beat })
@@ -241,8 +248,19 @@ export class StreamSession {
       .catch((e: unknown) => this.storeFailure(e));
   }
 
+  /**
+   * Frames reach the log once per event-loop turn, in one store call: an upstream packet often
+   * holds several events, and a store round trip each would delay the client's first frame.
+   */
   private append(frame: SseFrame): void {
-    void this.deps.log.append(this.id, frame).catch((e: unknown) => this.storeFailure(e));
+    if (this.unlogged.push(frame) === 1) setImmediate(() => this.flushLog());
+  }
+
+  private flushLog(): void {
+    if (this.unlogged.length === 0) return;
+    const frames = this.unlogged;
+    this.unlogged = [];
+    void this.deps.log.append(this.id, frames).catch((e: unknown) => this.storeFailure(e));
   }
 
   /** Logged once per stream; the live client never notices. */
