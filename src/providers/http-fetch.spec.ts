@@ -157,6 +157,33 @@ describe(createHttpFetch.name, () => {
     expect(rest).toBe('data: 2\n\n');
   });
 
+  it('streams the body to an async iteration, as the SDK reads it; leaving early drops the connection', async () => {
+    cut.length = 0;
+    const res = await sut(`${base}/endless`);
+    expect(res.bodyUsed).toBe(false);
+    let seen = 0;
+    for await (const chunk of res.body!) {
+      expect(res.bodyUsed).toBe(true);
+      expect(Buffer.from(chunk).toString()).toMatch(/^(data: x\n\n)+$/);
+      if (++seen === 2) break;
+    }
+    await until(() => cut.includes('/endless'));
+    expect(cut).toContain('/endless');
+  });
+
+  it("offers the rest of ReadableStream's API on a streamed body", async () => {
+    const piped = (await sut(`${base}/stream`)).body!.pipeThrough(new TextDecoderStream());
+    let text = '';
+    for await (const part of piped) text += part;
+    expect(text).toBe('data: 1\n\ndata: 2\n\n');
+
+    const [a, b] = (await sut(`${base}/stream`)).body!.tee();
+    expect(await Promise.all([readAll(a), readAll(b)])).toEqual([
+      'data: 1\n\ndata: 2\n\n',
+      'data: 1\n\ndata: 2\n\n',
+    ]);
+  });
+
   it('reads a stream whole through text()', async () => {
     expect(await (await sut(`${base}/stream`)).text()).toBe('data: 1\n\ndata: 2\n\n');
   });

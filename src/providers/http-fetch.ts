@@ -124,32 +124,80 @@ function isEventStream(rawHeaders: string[]): boolean {
 }
 
 /**
- * An event-stream body as a web stream, read from the socket only when the reader asks (the
- * connection's own flow control is the backpressure). It pulls nothing ahead (high-water mark 0),
- * so a pull or a cancel is exactly what disturbs it, which is what `bodyUsed` reports.
+ * An event-stream body, read from the socket only when the reader asks (the connection's own flow
+ * control is the backpressure), and so disturbed exactly by a read or a cancel (`bodyUsed`).
+ *
+ * It is async-iterable over the socket's chunks, which is how the SDK reads a stream. A web
+ * ReadableStream costs more to construct on Node 20 than the rest of a streamed call's transport
+ * (it is made transferable), so the standard one is built only for a caller that uses the
+ * ReadableStream API (`getReader()`, `pipeTo()`, ...); both read the same chunks.
  */
-class StreamedBody {
+class StreamedBody implements AsyncIterable<Uint8Array> {
   disturbed = false;
-  readonly stream: ReadableStream<Uint8Array>;
+  readonly #chunks: AsyncIterator<Buffer, undefined>;
+  #stream: ReadableStream<Uint8Array> | undefined;
 
   constructor(res: IncomingMessage) {
-    const chunks = res[Symbol.asyncIterator]() as AsyncIterator<Buffer, undefined>;
-    this.stream = new ReadableStream<Uint8Array>(
+    // Made now, so a connection that breaks before the first read still errors the first read.
+    this.#chunks = res[Symbol.asyncIterator]() as AsyncIterator<Buffer, undefined>;
+  }
+
+  [Symbol.asyncIterator](): AsyncIterator<Uint8Array, undefined> {
+    const chunks = this.#chunks;
+    return {
+      next: () => {
+        this.disturbed = true;
+        return chunks.next();
+      },
+      // Ends the iteration, which destroys the response and so drops the connection.
+      return: async () => {
+        this.disturbed = true;
+        await chunks.return?.();
+        return { done: true, value: undefined };
+      },
+    };
+  }
+
+  /** The standard web stream over the same chunks, built on first use. */
+  get stream(): ReadableStream<Uint8Array> {
+    return (this.#stream ??= new ReadableStream<Uint8Array>(
       {
         pull: async (controller) => {
           this.disturbed = true;
-          const next = await chunks.next();
+          const next = await this.#chunks.next();
           if (next.done) controller.close();
           else controller.enqueue(next.value);
         },
         cancel: async () => {
           this.disturbed = true;
-          // Ends the iteration, which destroys the response and so drops the connection.
-          await chunks.return?.();
+          await this.#chunks.return?.();
         },
       },
+      // Pulls nothing ahead: a pull is a read.
       { highWaterMark: 0 },
-    );
+    ));
+  }
+
+  // ReadableStream's API, on the standard stream.
+  get locked(): boolean {
+    return this.#stream?.locked ?? false;
+  }
+  getReader(): ReadableStreamDefaultReader<Uint8Array> {
+    return this.stream.getReader();
+  }
+  cancel(reason?: unknown): Promise<void> {
+    return this.stream.cancel(reason);
+  }
+  pipeTo(...args: Parameters<ReadableStream<Uint8Array>['pipeTo']>): Promise<void> {
+    return this.stream.pipeTo(...args);
+  }
+  readonly pipeThrough: ReadableStream<Uint8Array>['pipeThrough'] = (transform, options) =>
+    this.stream.pipeThrough(transform, options);
+  tee(): [ReadableStream<Uint8Array>, ReadableStream<Uint8Array>] {
+    return this.stream.tee();
+  }
+  values(options?: { preventCancel?: boolean }): AsyncIterableIterator<Uint8Array> {
+    return this.stream.values(options);
   }
 }
 
@@ -181,10 +229,12 @@ class IncomingResponse extends Response {
     this.#source = source;
   }
 
+  /** A stream's body is the StreamedBody itself: iterable, with ReadableStream's API. */
   // @ts-expect-error -- undici's types declare `body` a field; Response defines it as an accessor.
   override get body(): ReadableStream<Uint8Array> | null {
     if (this.#standard) return this.#standard.body;
-    if (this.#source === null || this.#source instanceof StreamedBody) return this.#source?.stream ?? null;
+    if (this.#source === null) return null;
+    if (this.#source instanceof StreamedBody) return this.#source as unknown as ReadableStream<Uint8Array>;
     return this.#toStandard().body;
   }
 
