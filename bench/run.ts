@@ -1,6 +1,7 @@
 // Parley's benchmark: the same upstream simulator called directly and through Parley, in one run,
 // non-streaming and streaming, at several concurrencies; plus sub-millisecond latency and time to
-// first token measured by hand (autocannon's histogram has whole-millisecond resolution).
+// first token measured by hand (autocannon's histogram has whole-millisecond resolution), the
+// direct and Parley requests alternating.
 //
 //   npm run bench                 embedded defaults (PGlite, in-process store)
 //   DATABASE_URL=... REDIS_URL=... npm run bench
@@ -88,38 +89,51 @@ async function json(url: string, init: RequestInit): Promise<Record<string, unkn
 const percentile = (sorted: number[], p: number): number =>
   sorted[Math.min(sorted.length - 1, Math.floor((sorted.length * p) / 100))];
 
-/** Sequential requests timed with hrtime: full latency, or time to the first data frame. */
+interface Target {
+  url: string;
+  headers: Record<string, string>;
+}
+
+/** One request timed with hrtime: its whole answer, or (streaming) its first data frame with a delta. */
+async function timeOne(target: Target, body: string, firstFrame: boolean): Promise<number> {
+  const started = process.hrtime.bigint();
+  const elapsed = (): number => Number(process.hrtime.bigint() - started) / 1e6;
+  const res = await fetch(target.url, { method: 'POST', headers: target.headers, body });
+  if (!firstFrame) {
+    await res.arrayBuffer();
+    return elapsed();
+  }
+  // Read to the end, as a client does: cancelling after the first token would also time a new
+  // connection for every request and the gateway's handling of a client that went away.
+  let first: number | undefined;
+  let seen = '';
+  for await (const chunk of res.body!) {
+    if (first !== undefined) continue;
+    seen += Buffer.from(chunk).toString();
+    if (/data: \{[^\n]*"delta"/.test(seen)) first = elapsed();
+  }
+  if (first === undefined) throw new Error(`${target.url}: no delta in the stream`);
+  return first;
+}
+
+/**
+ * Sequential requests to each target, alternating between them so that both see the same machine
+ * (a VM's speed drifts over seconds); p50/p99 per target.
+ */
 async function timeSequential(
-  url: string,
-  headers: Record<string, string>,
+  targets: Target[],
   body: string,
   count: number,
   firstFrame: boolean,
-): Promise<{ p50: number; p99: number }> {
-  const samples: number[] = [];
+): Promise<{ p50: number; p99: number }[]> {
+  const samples: number[][] = targets.map(() => []);
   for (let i = 0; i < count; i++) {
-    const started = process.hrtime.bigint();
-    const res = await fetch(url, { method: 'POST', headers, body });
-    if (firstFrame) {
-      const reader = res.body!.getReader();
-      let seen = '';
-      for (;;) {
-        const { value, done } = await reader.read();
-        if (done) break;
-        seen += Buffer.from(value).toString();
-        if (/data: \{[^\n]*"delta"/.test(seen)) {
-          samples.push(Number(process.hrtime.bigint() - started) / 1e6);
-          await reader.cancel();
-          break;
-        }
-      }
-    } else {
-      await res.arrayBuffer();
-      samples.push(Number(process.hrtime.bigint() - started) / 1e6);
-    }
+    for (const [k, target] of targets.entries()) samples[k].push(await timeOne(target, body, firstFrame));
   }
-  samples.sort((a, b) => a - b);
-  return { p50: percentile(samples, 50), p99: percentile(samples, 99) };
+  return samples.map((each) => {
+    each.sort((a, b) => a - b);
+    return { p50: percentile(each, 50), p99: percentile(each, 99) };
+  });
 }
 
 interface Row {
@@ -220,14 +234,15 @@ async function main(): Promise<void> {
       await autocannon({ ...target, method: 'POST', body: body(false), connections: 16, duration: 2 });
     }
 
-    const latency = {
-      direct: await timeSequential(direct.url, direct.headers, body(false), 2000, false),
-      parley: await timeSequential(viaParley.url, viaParley.headers, body(false), 2000, false),
-    };
-    const ttft = {
-      direct: await timeSequential(direct.url, direct.headers, body(true), 1000, true),
-      parley: await timeSequential(viaParley.url, viaParley.headers, body(true), 1000, true),
-    };
+    const [latencyDirect, latencyParley] = await timeSequential(
+      [direct, viaParley],
+      body(false),
+      2000,
+      false,
+    );
+    const [ttftDirect, ttftParley] = await timeSequential([direct, viaParley], body(true), 2000, true);
+    const latency = { direct: latencyDirect, parley: latencyParley };
+    const ttft = { direct: ttftDirect, parley: ttftParley };
 
     const rows: Row[] = [];
     let peakRss = rssMb(parley.pid!);
