@@ -47,6 +47,7 @@ export class SseWriter {
       let heartbeat: NodeJS.Timeout | undefined;
 
       let corked = false;
+      let sentFirst = false;
 
       /** The status line; sent on its own only when no frame follows it right away. */
       const openStream = (flush: boolean): void => {
@@ -80,10 +81,20 @@ export class SseWriter {
         if (!res.writableEnded) res.end();
         resolve();
       };
+      /** The status line and the first frame leave at once: the time to first token is what waits. */
+      const emitFirst = (frame: SseFrame): void => {
+        sentFirst = true;
+        lastId = frame.id;
+        res.write(formatSseEvent(frame));
+        // node:http corks the socket until the next tick, which comes only after everything else
+        // this turn does (the rest of an upstream packet, the end of the answer).
+        const socket = res.socket;
+        while (socket?.writableCorked) socket.uncork();
+      };
       const emit = (frame: SseFrame): void => {
         lastId = frame.id;
-        // Frames produced in one turn of the event loop (several events in one upstream packet)
-        // leave in one socket write; each write is a syscall and a wake-up of the client.
+        // Later frames produced in one turn of the event loop (several events in one upstream
+        // packet) leave in one socket write; each write is a syscall and a wake-up of the client.
         // The socket itself, not the response: once the response ends it lets go of its socket,
         // and that socket's cork must still be undone.
         const socket = res.socket;
@@ -111,7 +122,8 @@ export class SseWriter {
           next: (frame) => {
             if (finished) return;
             openStream(false);
-            emit(frame);
+            if (sentFirst) emit(frame);
+            else emitFirst(frame);
             // A replayed log already ends with its own `[DONE]`.
             if (frame.data === DONE_DATA) finish();
             else armHeartbeat();
