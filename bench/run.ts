@@ -9,10 +9,10 @@
 import autocannon from 'autocannon';
 import jwt from 'jsonwebtoken';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { closeSync, openSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
-import { cpus, totalmem } from 'node:os';
-import { dirname, resolve } from 'node:path';
+import { cpus, tmpdir, totalmem } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
@@ -26,30 +26,37 @@ const write = process.argv.includes('--write');
 // A fresh tenant per run, so the harness can run again against the same database.
 const TENANT = `bench-${Date.now().toString(36)}`;
 
+/**
+ * Starts a server with its output going to a file, as a production log would, rather than to a
+ * pipe into this process: every log line read here would be work for the client being timed.
+ */
 function start(
   name: string,
   args: string[],
   env: Record<string, string>,
   ready: RegExp,
 ): Promise<ChildProcess> {
+  const logPath = join(tmpdir(), `parley-bench-${name}-${process.pid}.log`);
+  const log = openSync(logPath, 'w');
+  const child = spawn(process.execPath, args, {
+    cwd: root,
+    env: { ...process.env, ...env },
+    stdio: ['ignore', log, log],
+  });
+  closeSync(log);
+  const output = (): string => readFileSync(logPath, 'utf8');
   return new Promise((resolvePromise, reject) => {
-    const child = spawn(process.execPath, args, {
-      cwd: root,
-      env: { ...process.env, ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let output = '';
-    const onData = (data: Buffer): void => {
-      output += data.toString();
-      if (ready.test(output)) {
-        child.stdout?.removeListener('data', onData);
-        child.stdout?.resume();
-        resolvePromise(child);
-      }
+    const onExit = (code: number | null): void => {
+      clearInterval(poll);
+      reject(new Error(`${name} exited with ${code}:\n${output()}`));
     };
-    child.stdout?.on('data', onData);
-    child.stderr?.on('data', (d: Buffer) => (output += d.toString()));
-    child.once('exit', (code) => reject(new Error(`${name} exited with ${code}:\n${output}`)));
+    const poll = setInterval(() => {
+      if (!ready.test(output())) return;
+      clearInterval(poll);
+      child.removeListener('exit', onExit);
+      resolvePromise(child);
+    }, 50);
+    child.once('exit', onExit);
   });
 }
 
