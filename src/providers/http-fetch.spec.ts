@@ -1,3 +1,4 @@
+import type { lookup, LookupOptions } from 'node:dns';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createTcpServer, type AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -275,5 +276,34 @@ describe(createHttpFetch.name, () => {
 
   it('rejects when nothing listens', async () => {
     await expect(sut('http://127.0.0.1:9/')).rejects.toThrow();
+  });
+
+  describe('names that resolve to a metadata address', () => {
+    /** A resolver: `*.rebound.test` names resolve to a metadata address, anything else to loopback. */
+    const resolver = (metadata: string, family: number) =>
+      ((hostname: string, options: LookupOptions, callback: (...args: unknown[]) => void) => {
+        const address = hostname.endsWith('.rebound.test') ? metadata : family === 6 ? '::1' : '127.0.0.1';
+        if (options.all) callback(null, [{ address, family }]);
+        else callback(null, address, family);
+      }) as unknown as typeof lookup;
+    const port = () => (server.address() as AddressInfo).port;
+
+    it('are refused when the connection is made; other names connect through the same resolver', async () => {
+      const guarded = createHttpFetch({ lookup: resolver('169.254.169.254', 4) });
+      expect((await guarded(`http://fine.test:${port()}/echo`)).status).toBe(201);
+      await expect(guarded(`http://metadata.rebound.test:${port()}/echo`)).rejects.toMatchObject({
+        code: 'EADDRNOTAVAIL',
+        message: expect.stringMatching(/metadata\.rebound\.test resolves to a cloud metadata/),
+      });
+    });
+
+    it('are refused over IPv6 too, mapped IPv4 included', async () => {
+      for (const address of ['fd00:ec2::254', '::ffff:169.254.169.254', 'fe80::1']) {
+        const guarded = createHttpFetch({ lookup: resolver(address, 6) });
+        await expect(guarded(`http://x.rebound.test:${port()}/echo`)).rejects.toMatchObject({
+          code: 'EADDRNOTAVAIL',
+        });
+      }
+    });
   });
 });

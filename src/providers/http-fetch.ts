@@ -1,6 +1,9 @@
+import { lookup as dnsLookup, type LookupAddress } from 'node:dns';
 import http, { type IncomingMessage, type OutgoingHttpHeaders, type RequestOptions } from 'node:http';
 import https from 'node:https';
+import type { LookupFunction } from 'node:net';
 import { urlToHttpOptions } from 'node:url';
+import { isMetadataAddress } from './provider-url.js';
 
 /**
  * A `fetch` for the OpenAI SDK over node:http with keep-alive agents. Node's global fetch (undici)
@@ -11,11 +14,14 @@ import { urlToHttpOptions } from 'node:url';
  * As with fetch, an abort of `init.signal` rejects with the signal's reason, or errors the body
  * stream with it once the answer has started.
  */
-export function createHttpFetch(options: { maxSockets?: number } = {}): typeof fetch {
+export function createHttpFetch(
+  options: { maxSockets?: number; lookup?: typeof dnsLookup } = {},
+): typeof fetch {
   const agentOptions = {
     keepAlive: true,
     maxSockets: options.maxSockets ?? 1024,
     scheduling: 'lifo' as const,
+    lookup: refusingMetadataAddresses(options.lookup ?? dnsLookup),
   };
   const agents = { 'http:': new http.Agent(agentOptions), 'https:': new https.Agent(agentOptions) };
   // The SDK asks for a handful of URLs (base URL + path). Parsing one into request options costs
@@ -96,6 +102,28 @@ export function createHttpFetch(options: { maxSockets?: number } = {}): typeof f
         res.on('error', reject);
       });
       request.end(body ?? undefined);
+    });
+  };
+}
+
+/**
+ * A DNS lookup that fails for names resolving to a cloud metadata or link-local address. The admin
+ * API refuses such base URLs when they say so literally; this catches a name that resolves there
+ * (or is made to, by DNS rebinding) when the connection is made.
+ */
+function refusingMetadataAddresses(lookup: typeof dnsLookup): LookupFunction {
+  return (hostname, options, callback) => {
+    lookup(hostname, options, (err, address: string | LookupAddress[], family?: number) => {
+      if (err) return callback(err, address, family);
+      const addresses = typeof address === 'string' ? [address] : address.map((a) => a.address);
+      if (addresses.some(isMetadataAddress)) {
+        const refused: NodeJS.ErrnoException = new Error(
+          `${hostname} resolves to a cloud metadata or link-local address, which providers may not use`,
+        );
+        refused.code = 'EADDRNOTAVAIL';
+        return callback(refused, address, family);
+      }
+      callback(null, address, family);
     });
   };
 }

@@ -24,9 +24,12 @@ export function baseUrlProblem(raw: string): string | null {
   const host = url.hostname.toLowerCase().replace(/\.$/, '');
   const bare = host.startsWith('[') ? host.slice(1, -1) : host;
   if (METADATA_HOSTS.has(bare)) return 'must not point at a cloud metadata service';
-  const family = isIP(bare);
-  if (family !== 0 && METADATA_ADDRESSES.check(bare, family === 6 ? 'ipv6' : 'ipv4')) {
-    return 'must not point at a cloud metadata or link-local address';
-  }
+  if (isMetadataAddress(bare)) return 'must not point at a cloud metadata or link-local address';
   return null;
+}
+
+/** True for an IP address of a cloud metadata service or a link-local one; false for anything else. */
+export function isMetadataAddress(address: string): boolean {
+  const family = isIP(address);
+  return family !== 0 && METADATA_ADDRESSES.check(address, family === 6 ? 'ipv6' : 'ipv4');
 }
