@@ -61,24 +61,65 @@ async function queryRows<T>(em: EntityManager, sql: string, params: unknown[]): 
   return result as T[];
 }
 
-/** The message rows as one jsonb parameter, `i` numbering them from 1 in order. */
-function messagesParam(rows: readonly NewMessage[]): string {
-  return JSON.stringify(
-    rows.map((m, index) => ({
-      i: index + 1,
-      id: m.id,
-      role: m.role,
-      content: m.content,
-      tool_calls: m.toolCalls,
-      tool_call_id: m.toolCallId,
-      name: m.name,
-      status: m.status,
-      provider_response_id: m.providerResponseId,
-      usage: m.usage,
-      completion_id: m.completionId,
-    })),
-  );
+/** The message rows as jsonb records, `i` numbering them from 1 in order. */
+function messageRecords(rows: readonly NewMessage[]): Record<string, unknown>[] {
+  return rows.map((m, index) => ({
+    i: index + 1,
+    id: m.id,
+    role: m.role,
+    content: m.content,
+    tool_calls: m.toolCalls,
+    tool_call_id: m.toolCallId,
+    name: m.name,
+    status: m.status,
+    provider_response_id: m.providerResponseId,
+    usage: m.usage,
+    completion_id: m.completionId,
+  }));
 }
+
+/** The message rows as one jsonb parameter. */
+function messagesParam(rows: readonly NewMessage[]): string {
+  return JSON.stringify(messageRecords(rows));
+}
+
+/** The columns of a message record, as `jsonb_to_recordset` reads them. */
+const MESSAGE_RECORD = `("i" int, "id" uuid, "role" text, "content" jsonb, "tool_calls" jsonb, "tool_call_id" text,
+  "name" text, "status" text, "provider_response_id" text, "usage" jsonb, "completion_id" text)`;
+
+/** A conversation to create with its first messages; its id and creation time are chosen by the caller. */
+export interface NewConversation {
+  ctx: TenantContext;
+  fields: TurnFields;
+  messages: readonly NewMessage[];
+  identity: { id: string; createdAt: Date };
+}
+
+/**
+ * Creates many conversations with their first messages in one statement. A conversation whose id
+ * exists already (an earlier attempt that committed) is skipped with its messages, so a retry writes
+ * nothing twice.
+ */
+const CREATE_CONVERSATIONS = `
+  WITH x AS (
+    SELECT * FROM jsonb_to_recordset($1::jsonb) AS x("id" uuid, "tenant_id" text, "user_id" text, "model" text,
+      "provider_id" text, "system_prompt" text, "active_system_prompt_id" uuid, "tools_enabled" boolean,
+      "active_tools" jsonb, "metadata" jsonb, "created_at" timestamptz, "messages" jsonb)
+  ), c AS (
+    INSERT INTO "conversations" ("id", "tenant_id", "user_id", "model", "provider_id", "system_prompt",
+      "active_system_prompt_id", "tools_enabled", "active_tools", "metadata", "last_seq", "created_at", "updated_at")
+    SELECT x."id", x."tenant_id", x."user_id", x."model", x."provider_id", x."system_prompt",
+      x."active_system_prompt_id", x."tools_enabled", x."active_tools", x."metadata",
+      jsonb_array_length(x."messages"), x."created_at", x."created_at"
+    FROM x
+    ON CONFLICT ("id") DO NOTHING
+    RETURNING "id"
+  )
+  INSERT INTO "messages" ("id", "conversation_id", "tenant_id", "user_id", "seq", "role", "content", "tool_calls",
+    "tool_call_id", "name", "status", "provider_response_id", "usage", "completion_id")
+  SELECT r."id", x."id", x."tenant_id", x."user_id", r."i", r."role", r."content", r."tool_calls", r."tool_call_id",
+    r."name", r."status", r."provider_response_id", r."usage", r."completion_id"
+  FROM x JOIN c ON c."id" = x."id", jsonb_to_recordset(x."messages") AS r${MESSAGE_RECORD}`;
 
 /**
  * The INSERT of `$messages` (a jsonb array) into the conversation of CTE `c`, numbered after
@@ -90,9 +131,7 @@ function insertMessagesCte(messagesParamIndex: number, countParamIndex: number):
       "tool_call_id", "name", "status", "provider_response_id", "usage", "completion_id")
     SELECT r."id", c."id", c."tenant_id", c."user_id", c."last_seq" - $${countParamIndex}::int + r."i", r."role", r."content",
       r."tool_calls", r."tool_call_id", r."name", r."status", r."provider_response_id", r."usage", r."completion_id"
-    FROM c, jsonb_to_recordset($${messagesParamIndex}::jsonb) AS r("i" int, "id" uuid, "role" text, "content" jsonb,
-      "tool_calls" jsonb, "tool_call_id" text, "name" text, "status" text, "provider_response_id" text, "usage" jsonb,
-      "completion_id" text)
+    FROM c, jsonb_to_recordset($${messagesParamIndex}::jsonb) AS r${MESSAGE_RECORD}
     RETURNING "id", "seq"
   )`;
 }
@@ -278,6 +317,25 @@ export class ConversationsRepository {
   /** Runs `work` in one transaction. */
   inTransaction<T>(work: (tx: TurnTransaction) => Promise<T>): Promise<T> {
     return this.conversations.manager.transaction((em) => work(new TurnTransaction(em)));
+  }
+
+  /** See CREATE_CONVERSATIONS: one statement for all of them. */
+  async createConversations(conversations: readonly NewConversation[]): Promise<void> {
+    const records = conversations.map(({ ctx, fields, messages, identity }) => ({
+      id: identity.id,
+      tenant_id: ctx.tenantId,
+      user_id: ctx.userId,
+      model: fields.model,
+      provider_id: fields.providerId,
+      system_prompt: fields.systemPrompt,
+      active_system_prompt_id: fields.activeSystemPromptId,
+      tools_enabled: fields.toolsEnabled,
+      active_tools: fields.activeTools,
+      metadata: fields.metadata,
+      created_at: identity.createdAt.toISOString(),
+      messages: messageRecords(messages),
+    }));
+    await this.conversations.manager.query(CREATE_CONVERSATIONS, [JSON.stringify(records)]);
   }
 
   /** Runs `work` without a transaction: for work whose only write is one statement. */

@@ -1,6 +1,7 @@
 import { Injectable, Logger, type OnModuleInit } from '@nestjs/common';
 import { randomUUID } from 'node:crypto';
 import type { ChatCompletionMessageParam } from 'openai/resources/chat/completions';
+import { WriteCoalescer } from '../common/batch/write-coalescer.js';
 import type { TenantContext } from '../common/context/request-context.js';
 import { ParleyError } from '../common/errors/parley-error.js';
 import { isUniqueViolation } from '../tenants/db-errors.js';
@@ -14,7 +15,12 @@ import type {
   StartTurnInput,
   TurnStart,
 } from './conversation.types.js';
-import { ConversationsRepository, isUuid, type TurnFields } from './conversations.repository.js';
+import {
+  ConversationsRepository,
+  isUuid,
+  type NewConversation,
+  type TurnFields,
+} from './conversations.repository.js';
 import type {
   ConversationDto,
   ConversationListDto,
@@ -81,6 +87,11 @@ export class ConversationsService implements OnModuleInit {
    * the backlog (and the memory it holds) growing without bound.
    */
   private backgroundWrites = 0;
+  /** New conversations' writes: one statement for those that queue up while others are written. */
+  private readonly creations = new WriteCoalescer<NewConversation>({
+    writeBatch: (conversations) => this.repo.createConversations(conversations),
+    writeOne: (conversation) => this.createConversation(conversation),
+  });
 
   constructor(
     private readonly repo: ConversationsRepository,
@@ -188,8 +199,8 @@ export class ConversationsService implements OnModuleInit {
   }
 
   /**
-   * A new conversation, settled in memory and written in the background (one statement, retried;
-   * a lost answer to a committed insert shows as a duplicate id and counts as written). Whatever
+   * A new conversation, settled in memory and written in the background (in one statement with the
+   * other new conversations that queued up meanwhile; alone and retried when that fails). Whatever
    * reads or extends it on this instance waits for that write first. Answers the turn and the write
    * (which never rejects unobserved: its failure is logged here).
    */
@@ -222,25 +233,7 @@ export class ConversationsService implements OnModuleInit {
       createdAt: identity.createdAt,
       updatedAt: identity.createdAt,
     };
-    const write = withRetry(
-      async () => {
-        try {
-          await this.repo.withoutTransaction((tx) =>
-            tx.createConversation(ctx, fields, client.rows, identity),
-          );
-        } catch (e) {
-          if (!isUniqueViolation(e)) throw e;
-        }
-      },
-      {
-        attempts: STORE_ATTEMPTS,
-        delaysMs: STORE_BACKOFF_MS,
-        onRetry: (e, attempt, delayMs) =>
-          this.logger.warn(
-            `Storing new conversation ${identity.id} failed (attempt ${attempt} of ${STORE_ATTEMPTS}), retrying in ${delayMs} ms: ${errorText(e)}`,
-          ),
-      },
-    );
+    const write = this.creations.write({ ctx, fields, messages: client.rows, identity });
     write.catch((e: unknown) =>
       this.logger.error(`Could not store new conversation ${identity.id}: ${errorText(e)}`),
     );
@@ -255,6 +248,27 @@ export class ConversationsService implements OnModuleInit {
       isNew: true,
     };
     return { start, write };
+  }
+
+  /** One new conversation, retried; a lost answer to a committed insert shows as a duplicate id. */
+  private createConversation({ ctx, fields, messages, identity }: NewConversation): Promise<void> {
+    return withRetry(
+      async () => {
+        try {
+          await this.repo.withoutTransaction((tx) => tx.createConversation(ctx, fields, messages, identity));
+        } catch (e) {
+          if (!isUniqueViolation(e)) throw e;
+        }
+      },
+      {
+        attempts: STORE_ATTEMPTS,
+        delaysMs: STORE_BACKOFF_MS,
+        onRetry: (e, attempt, delayMs) =>
+          this.logger.warn(
+            `Storing new conversation ${identity.id} failed (attempt ${attempt} of ${STORE_ATTEMPTS}), retrying in ${delayMs} ms: ${errorText(e)}`,
+          ),
+      },
+    );
   }
 
   /**

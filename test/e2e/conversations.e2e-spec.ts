@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import type { ChatCompletionMessageParam } from 'openai/resources/chat/completions';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
@@ -276,6 +277,100 @@ describe('conversations', () => {
         { role: 'user', content: parts },
       ]);
       expect(next.seq).toBe(4);
+    });
+
+    it('stores every one of many conversations started at once, in batches', async () => {
+      const batches = vi.spyOn(t.app.get(ConversationsRepository), 'createConversations');
+      const owners = [
+        { ctx: ctxA, token: a.token },
+        { ctx: ctxA2, token: a2.token },
+      ];
+      const starts = await Promise.all(
+        Array.from({ length: 12 }, (_, i) =>
+          svc.startTurn(
+            owners[i % 2].ctx,
+            turn({
+              hints: { qualityLevel: `q${i}` },
+              newMessages: [
+                { role: 'user', content: `Hello ${i}` },
+                { role: 'assistant', content: `Earlier answer ${i}` },
+                { role: 'user', content: [{ type: 'text', text: `Again ${i}` }] },
+              ],
+            }),
+          ),
+        ),
+      );
+      try {
+        for (const [i, start] of starts.entries()) {
+          const { token } = owners[i % 2];
+          const conversation = await http(token).get(`/v1/conversations/${start.conversation.id}`);
+          expect(conversation.body).toEqual({
+            id: start.conversation.id,
+            title: null,
+            model: 'sim-small',
+            created_at: start.conversation.createdAt.toISOString(),
+            updated_at: start.conversation.createdAt.toISOString(),
+            metadata: { qualityLevel: `q${i}` },
+          });
+          const messages = await http(token).get(`/v1/conversations/${start.conversation.id}/messages`);
+          expect(messages.body.data).toMatchObject([
+            { seq: 1, role: 'user', content: `Hello ${i}` },
+            { seq: 2, role: 'assistant', content: `Earlier answer ${i}` },
+            { seq: 3, role: 'user', content: [{ type: 'text', text: `Again ${i}` }] },
+          ]);
+          // Only its owner sees it.
+          const other = owners[(i + 1) % 2].token;
+          expect((await http(other).get(`/v1/conversations/${start.conversation.id}`)).status).toBe(404);
+        }
+        // The first ones went alone; those that queued behind them, together.
+        expect(batches.mock.calls.some(([conversations]) => conversations.length > 1)).toBe(true);
+      } finally {
+        batches.mockRestore();
+      }
+    });
+
+    it('writes a batch again without storing anything twice, and stores what it lacked', async () => {
+      const repo = t.app.get(ConversationsRepository);
+      const fields = {
+        model: 'sim-small',
+        providerId: a.providerId,
+        systemPrompt: null,
+        activeSystemPromptId: null,
+        toolsEnabled: false,
+        activeTools: [],
+        metadata: {},
+      };
+      const conversation = (text: string) => ({
+        ctx: ctxA,
+        fields,
+        messages: [
+          {
+            id: randomUUID(),
+            role: 'user' as const,
+            content: text,
+            toolCalls: null,
+            toolCallId: null,
+            name: null,
+            status: 'complete' as const,
+            providerResponseId: null,
+            usage: null,
+            completionId: null,
+          },
+        ],
+        identity: { id: randomUUID(), createdAt: new Date() },
+      });
+      const first = conversation('once');
+      const second = conversation('later');
+      await repo.createConversations([first]);
+      await repo.createConversations([first, second]);
+      for (const [{ identity }, text] of [
+        [first, 'once'],
+        [second, 'later'],
+      ] as const) {
+        const messages = await http(a.token).get(`/v1/conversations/${identity.id}/messages`);
+        expect(messages.body.data).toMatchObject([{ seq: 1, role: 'user', content: text }]);
+        expect(messages.body.data).toHaveLength(1);
+      }
     });
 
     it('keeps an incomplete answer with its status', async () => {

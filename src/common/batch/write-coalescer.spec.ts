@@ -1,0 +1,83 @@
+import { describe, expect, it } from 'vitest';
+import { WriteCoalescer } from './write-coalescer.js';
+
+/** A store whose writes finish when the test says so. */
+function fakeStore() {
+  const calls: string[][] = [];
+  const finish: (() => void)[] = [];
+  const failing = new Set<string>();
+  const write = (items: string[]): Promise<void> => {
+    calls.push(items);
+    return new Promise<void>((resolve, reject) => {
+      finish.push(() => (items.some((i) => failing.has(i)) ? reject(new Error('bad item')) : resolve()));
+    });
+  };
+  return { calls, finish, failing, write };
+}
+
+const settle = () => new Promise((resolve) => setImmediate(resolve));
+
+describe(WriteCoalescer.name, () => {
+  it('writes at once when nothing is under way, and batches what queued meanwhile', async () => {
+    const store = fakeStore();
+    const sut = new WriteCoalescer<string>({
+      writeBatch: store.write,
+      writeOne: (item) => store.write([item]),
+      maxInFlight: 1,
+    });
+    const first = sut.write('a');
+    const rest = ['b', 'c', 'd'].map((item) => sut.write(item));
+    expect(store.calls).toEqual([['a']]);
+    store.finish.shift()!();
+    await first;
+    await settle();
+    expect(store.calls).toEqual([['a'], ['b', 'c', 'd']]);
+    store.finish.shift()!();
+    await Promise.all(rest);
+  });
+
+  it('keeps batches to maxBatch items and maxInFlight batches', async () => {
+    const store = fakeStore();
+    const sut = new WriteCoalescer<string>({
+      writeBatch: store.write,
+      writeOne: (item) => store.write([item]),
+      maxBatch: 2,
+      maxInFlight: 2,
+    });
+    const all = ['a', 'b', 'c', 'd', 'e', 'f'].map((item) => sut.write(item));
+    expect(store.calls).toEqual([['a'], ['b']]);
+    store.finish.shift()!();
+    await settle();
+    expect(store.calls).toEqual([['a'], ['b'], ['c', 'd']]);
+    while (store.finish.length > 0) {
+      store.finish.shift()!();
+      await settle();
+    }
+    await Promise.all(all);
+    expect(store.calls.slice(3)).toEqual([['e', 'f']]);
+  });
+
+  it('retries a failed batch item by item: only the bad item fails', async () => {
+    const store = fakeStore();
+    store.failing.add('bad');
+    const sut = new WriteCoalescer<string>({
+      writeBatch: store.write,
+      writeOne: (item) => store.write([item]),
+      maxInFlight: 1,
+    });
+    const first = sut.write('a');
+    const good = sut.write('good');
+    const bad = sut.write('bad');
+    store.finish.shift()!();
+    await first;
+    await settle();
+    expect(store.calls.at(-1)).toEqual(['good', 'bad']);
+    store.finish.shift()!();
+    await settle();
+    expect(store.calls.slice(-2)).toEqual([['good'], ['bad']]);
+    store.finish.shift()!();
+    store.finish.shift()!();
+    await expect(good).resolves.toBeUndefined();
+    await expect(bad).rejects.toThrow('bad item');
+  });
+});
