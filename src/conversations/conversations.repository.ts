@@ -87,6 +87,14 @@ function messagesParam(rows: readonly NewMessage[]): string {
 const MESSAGE_RECORD = `("i" int, "id" uuid, "role" text, "content" jsonb, "tool_calls" jsonb, "tool_call_id" text,
   "name" text, "status" text, "provider_response_id" text, "usage" jsonb, "completion_id" text)`;
 
+/**
+ * A CTE that makes its statement commit without waiting for the WAL flush, for the background turn
+ * writes: the client has its answer before they are written anyway, so a crash loses at most the
+ * last fraction of a second of them, as it loses those still queued in the process; not waiting
+ * for the disk lets many commit per flush. The statement must read `async_commit` for it to run.
+ */
+const ASYNC_COMMIT_CTE = `async_commit AS (SELECT set_config('synchronous_commit', 'off', true))`;
+
 /** A conversation to create with its first messages; its id and creation time are chosen by the caller. */
 export interface NewConversation {
   ctx: TenantContext;
@@ -101,7 +109,7 @@ export interface NewConversation {
  * nothing twice.
  */
 const CREATE_CONVERSATIONS = `
-  WITH x AS (
+  WITH ${ASYNC_COMMIT_CTE}, x AS (
     SELECT * FROM jsonb_to_recordset($1::jsonb) AS x("id" uuid, "tenant_id" text, "user_id" text, "model" text,
       "provider_id" text, "system_prompt" text, "active_system_prompt_id" uuid, "tools_enabled" boolean,
       "active_tools" jsonb, "metadata" jsonb, "created_at" timestamptz, "messages" jsonb)
@@ -119,7 +127,7 @@ const CREATE_CONVERSATIONS = `
     "tool_call_id", "name", "status", "provider_response_id", "usage", "completion_id")
   SELECT r."id", x."id", x."tenant_id", x."user_id", r."i", r."role", r."content", r."tool_calls", r."tool_call_id",
     r."name", r."status", r."provider_response_id", r."usage", r."completion_id"
-  FROM x JOIN c ON c."id" = x."id", jsonb_to_recordset(x."messages") AS r${MESSAGE_RECORD}`;
+  FROM async_commit, x JOIN c ON c."id" = x."id", jsonb_to_recordset(x."messages") AS r${MESSAGE_RECORD}`;
 
 /**
  * The INSERT of `$messages` (a jsonb array) into the conversation of CTE `c`, numbered after
@@ -355,12 +363,12 @@ export class ConversationsRepository {
     if (!isUuid(conversationId)) return null;
     const rows = await queryRows<{ id: string; seq: number }>(
       this.conversations.manager,
-      `WITH c AS (
+      `WITH ${ASYNC_COMMIT_CTE}, c AS (
          UPDATE "conversations" SET "last_seq" = "last_seq" + $4::int, "updated_at" = now()
          WHERE "id" = $1 AND "tenant_id" = $2 AND "user_id" = $3
          RETURNING "id", "tenant_id", "user_id", "last_seq"
        ), ${insertMessagesCte(5, 4)}
-       SELECT m."id", m."seq" FROM m ORDER BY m."seq"`,
+       SELECT m."id", m."seq" FROM m, async_commit ORDER BY m."seq"`,
       [conversationId, ctx.tenantId, ctx.userId, messages.length, messagesParam(messages)],
     );
     return rows.length === messages.length && rows.length > 0 ? rows.map((r) => r.seq) : null;
