@@ -1,5 +1,6 @@
 import { Inject, Injectable, Logger, type OnApplicationBootstrap } from '@nestjs/common';
 import { InjectRepository } from '@nestjs/typeorm';
+import cluster from 'node:cluster';
 import type { Repository } from 'typeorm';
 import { signHs256 } from '../auth/dev-token.js';
 import type { AppConfig } from '../config/app-config.js';
@@ -57,6 +58,8 @@ export class DevelopmentBootstrapService implements OnApplicationBootstrap {
         { sub: DEV_USER_ID, tenant_id: DEFAULT_TENANT_ID, iat: now, exp: now + DEV_TOKEN_TTL_S },
         this.config.jwtSecret,
       );
+      // Every worker of a cluster bootstraps, with the same secret: one of them says so.
+      if (cluster.isWorker && cluster.worker?.id !== 1) return;
       this.logger.warn(
         'JWT_SECRET is not set: tokens are checked against a random secret made for this process.',
       );
