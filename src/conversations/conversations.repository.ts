@@ -129,6 +129,37 @@ const CREATE_CONVERSATIONS = `
     r."name", r."status", r."provider_response_id", r."usage", r."completion_id"
   FROM async_commit, x JOIN c ON c."id" = x."id", jsonb_to_recordset(x."messages") AS r${MESSAGE_RECORD}`;
 
+/** Messages to append to one of the caller's conversations. */
+export interface TurnAppend {
+  ctx: TenantContext;
+  conversationId: string;
+  messages: readonly NewMessage[];
+}
+
+/**
+ * Appends messages to many conversations (each at most once) in one statement: each conversation's
+ * `last_seq` grows by its count and its messages are numbered after the old value, as
+ * `appendMessages` does for one. Answers the stored messages' ids and seqs.
+ */
+const APPEND_TO_CONVERSATIONS = `
+  WITH ${ASYNC_COMMIT_CTE}, x AS (
+    SELECT * FROM jsonb_to_recordset($1::jsonb) AS x("conversation_id" uuid, "tenant_id" text, "user_id" text,
+      "count" int, "messages" jsonb)
+  ), c AS (
+    UPDATE "conversations" AS conv SET "last_seq" = conv."last_seq" + x."count", "updated_at" = now()
+    FROM x
+    WHERE conv."id" = x."conversation_id" AND conv."tenant_id" = x."tenant_id" AND conv."user_id" = x."user_id"
+    RETURNING conv."id", conv."tenant_id", conv."user_id", conv."last_seq", x."count", x."messages"
+  ), m AS (
+    INSERT INTO "messages" ("id", "conversation_id", "tenant_id", "user_id", "seq", "role", "content", "tool_calls",
+      "tool_call_id", "name", "status", "provider_response_id", "usage", "completion_id")
+    SELECT r."id", c."id", c."tenant_id", c."user_id", c."last_seq" - c."count" + r."i", r."role", r."content",
+      r."tool_calls", r."tool_call_id", r."name", r."status", r."provider_response_id", r."usage", r."completion_id"
+    FROM c, jsonb_to_recordset(c."messages") AS r${MESSAGE_RECORD}
+    RETURNING "id", "seq"
+  )
+  SELECT m."id", m."seq" FROM m, async_commit`;
+
 /**
  * The INSERT of `$messages` (a jsonb array) into the conversation of CTE `c`, numbered after
  * `c.last_seq - $count`: `c` must already have counted them into `last_seq`.
@@ -372,6 +403,37 @@ export class ConversationsRepository {
       [conversationId, ctx.tenantId, ctx.userId, messages.length, messagesParam(messages)],
     );
     return rows.length === messages.length && rows.length > 0 ? rows.map((r) => r.seq) : null;
+  }
+
+  /**
+   * `appendMessages` for many conversations, in one statement (see APPEND_TO_CONVERSATIONS); answers
+   * each one's seqs, or null as `appendMessages` does. A conversation may appear only once.
+   */
+  async appendToConversations(appends: readonly TurnAppend[]): Promise<(number[] | null)[]> {
+    const valid = appends.filter((a) => isUuid(a.conversationId) && a.messages.length > 0);
+    if (new Set(valid.map((a) => a.conversationId)).size !== valid.length) {
+      throw new Error('A conversation appears twice in one batch of appends.');
+    }
+    const seqs = new Map<string, number>();
+    if (valid.length > 0) {
+      const records = valid.map(({ ctx, conversationId, messages }) => ({
+        conversation_id: conversationId,
+        tenant_id: ctx.tenantId,
+        user_id: ctx.userId,
+        count: messages.length,
+        messages: messageRecords(messages),
+      }));
+      const rows = await queryRows<{ id: string; seq: number }>(
+        this.conversations.manager,
+        APPEND_TO_CONVERSATIONS,
+        [JSON.stringify(records)],
+      );
+      for (const row of rows) seqs.set(row.id, row.seq);
+    }
+    return appends.map(({ messages }) => {
+      const stored = messages.map((m) => seqs.get(m.id));
+      return stored.length > 0 && stored.every((seq) => seq !== undefined) ? stored : null;
+    });
   }
 
   /** The seq of one of the caller's messages, if it was stored. */

@@ -19,6 +19,7 @@ import {
   ConversationsRepository,
   isUuid,
   type NewConversation,
+  type TurnAppend,
   type TurnFields,
 } from './conversations.repository.js';
 import type {
@@ -89,8 +90,16 @@ export class ConversationsService implements OnModuleInit {
   private backgroundWrites = 0;
   /** New conversations' writes: one statement for those that queue up while others are written. */
   private readonly creations = new WriteCoalescer<NewConversation>({
-    writeBatch: (conversations) => this.repo.createConversations(conversations),
+    writeBatch: async (conversations) => {
+      await this.repo.createConversations(conversations);
+      return conversations.map(() => undefined);
+    },
     writeOne: (conversation) => this.createConversation(conversation),
+  });
+  /** Finished turns' writes: one statement for those that queue up (each conversation's own wait in turn). */
+  private readonly appends = new WriteCoalescer<TurnAppend, number[] | null>({
+    writeBatch: (appends) => this.repo.appendToConversations(appends),
+    writeOne: ({ ctx, conversationId, messages }) => this.repo.appendMessages(ctx, conversationId, messages),
   });
 
   constructor(
@@ -333,7 +342,7 @@ export class ConversationsService implements OnModuleInit {
             const seq = await this.repo.messageSeq(ctx, assistantMessageId);
             if (seq !== null) return { assistantMessageId, seq };
           }
-          const seqs = await this.repo.appendMessages(ctx, conversationId, rows);
+          const seqs = await this.appends.write({ ctx, conversationId, messages: rows });
           if (seqs === null) throw conversationNotFound();
           return { assistantMessageId, seq: seqs[assistantIndex] };
         },

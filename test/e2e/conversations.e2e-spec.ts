@@ -3,7 +3,7 @@ import type { ChatCompletionMessageParam } from 'openai/resources/chat/completio
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { TenantContext } from '../../src/common/context/request-context.js';
-import type { StartTurnInput } from '../../src/conversations/conversation.types.js';
+import type { NewMessage, StartTurnInput } from '../../src/conversations/conversation.types.js';
 import { ConversationsRepository } from '../../src/conversations/conversations.repository.js';
 import { ConversationsService } from '../../src/conversations/conversations.service.js';
 import { createTestApp, type TestApp } from '../utils/create-test-app.js';
@@ -14,6 +14,22 @@ import { addMember, admin, setupTenant, signToken, type TenantSetup } from '../u
 const UPSTREAM = 'http://127.0.0.1:9/v1';
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 const NOBODY = '00000000-0000-4000-8000-000000000000';
+
+/** A message row as the repository stores it: text only, complete. */
+function storedRow(role: 'user' | 'assistant', content: string): NewMessage {
+  return {
+    id: randomUUID(),
+    role,
+    content,
+    toolCalls: null,
+    toolCallId: null,
+    name: null,
+    status: 'complete',
+    providerResponseId: null,
+    usage: null,
+    completionId: null,
+  };
+}
 
 function ctxOf(tenantId: string, userId: string): TenantContext {
   return { userId, tenantId, claims: { sub: userId }, isAdmin: false };
@@ -329,6 +345,72 @@ describe('conversations', () => {
       }
     });
 
+    it("answers null in a batch of appends for an unknown or someone else's conversation, storing the rest", async () => {
+      const repo = t.app.get(ConversationsRepository);
+      const mine = await conversationOf(ctxA, 'Mine', 'Yes');
+      const notA2s = await conversationOf(ctxA, 'Not yours', 'No');
+      const message = (content: string) => storedRow('assistant', content);
+      const results = await repo.appendToConversations([
+        { ctx: ctxA, conversationId: mine.conversation.id, messages: [message('more'), message('and more')] },
+        { ctx: ctxA, conversationId: NOBODY, messages: [message('lost')] },
+        { ctx: ctxA2, conversationId: notA2s.conversation.id, messages: [message('lost too')] },
+        { ctx: ctxA, conversationId: 'not-a-uuid', messages: [message('never')] },
+      ]);
+      expect(results).toEqual([[3, 4], null, null, null]);
+      const messages = await http(a.token).get(`/v1/conversations/${mine.conversation.id}/messages`);
+      expect(messages.body.data.map((m: { content: unknown }) => m.content)).toEqual([
+        'Mine',
+        'Yes',
+        'more',
+        'and more',
+      ]);
+      const untouched = await http(a.token).get(`/v1/conversations/${notA2s.conversation.id}/messages`);
+      expect(untouched.body.data).toHaveLength(2);
+    });
+
+    it('stores the answers of many turns finished at once, in batches, each after its own history', async () => {
+      const batches = vi.spyOn(t.app.get(ConversationsRepository), 'appendToConversations');
+      // Conversations with one finished turn each, then a second turn of every one at once.
+      const firsts = await Promise.all(
+        Array.from({ length: 12 }, (_, i) => conversationOf(ctxA, `Q${i}`, `A${i}`)),
+      );
+      const seconds = await Promise.all(
+        firsts.map((first, i) =>
+          svc.startTurn(
+            ctxA,
+            turn({
+              conversationId: first.conversation.id,
+              newMessages: [{ role: 'user', content: `Q${i}b` }],
+            }),
+          ),
+        ),
+      );
+      try {
+        const done = await Promise.all(
+          seconds.map((second, i) =>
+            svc.completeTurn(ctxA, second.conversation.id, {
+              assistant: { content: `A${i}b`, status: 'complete', completionId: `chatcmpl-${i}` },
+            }),
+          ),
+        );
+        expect(batches.mock.calls.some(([appends]) => appends.length > 1)).toBe(true);
+        for (const [i, second] of seconds.entries()) {
+          expect(done[i].seq).toBe(4);
+          const messages = await http(a.token).get(`/v1/conversations/${second.conversation.id}/messages`);
+          expect(
+            messages.body.data.map((m: { seq: number; content: unknown }) => [m.seq, m.content]),
+          ).toEqual([
+            [1, `Q${i}`],
+            [2, `A${i}`],
+            [3, `Q${i}b`],
+            [4, `A${i}b`],
+          ]);
+        }
+      } finally {
+        batches.mockRestore();
+      }
+    });
+
     it('writes a batch again without storing anything twice, and stores what it lacked', async () => {
       const repo = t.app.get(ConversationsRepository);
       const fields = {
@@ -343,20 +425,7 @@ describe('conversations', () => {
       const conversation = (text: string) => ({
         ctx: ctxA,
         fields,
-        messages: [
-          {
-            id: randomUUID(),
-            role: 'user' as const,
-            content: text,
-            toolCalls: null,
-            toolCallId: null,
-            name: null,
-            status: 'complete' as const,
-            providerResponseId: null,
-            usage: null,
-            completionId: null,
-          },
-        ],
+        messages: [storedRow('user', text)],
         identity: { id: randomUUID(), createdAt: new Date() },
       });
       const first = conversation('once');

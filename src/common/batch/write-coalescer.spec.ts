@@ -6,13 +6,19 @@ function fakeStore() {
   const calls: string[][] = [];
   const finish: (() => void)[] = [];
   const failing = new Set<string>();
-  const write = (items: string[]): Promise<void> => {
+  /** Answers each item upper-cased. */
+  const write = (items: string[]): Promise<string[]> => {
     calls.push(items);
-    return new Promise<void>((resolve, reject) => {
-      finish.push(() => (items.some((i) => failing.has(i)) ? reject(new Error('bad item')) : resolve()));
+    return new Promise<string[]>((resolve, reject) => {
+      finish.push(() =>
+        items.some((i) => failing.has(i))
+          ? reject(new Error('bad item'))
+          : resolve(items.map((i) => i.toUpperCase())),
+      );
     });
   };
-  return { calls, finish, failing, write };
+  const writeOne = (item: string): Promise<string> => write([item]).then(([result]) => result);
+  return { calls, finish, failing, write, writeOne };
 }
 
 const settle = () => new Promise((resolve) => setImmediate(resolve));
@@ -20,9 +26,9 @@ const settle = () => new Promise((resolve) => setImmediate(resolve));
 describe(WriteCoalescer.name, () => {
   it('writes at once when nothing is under way, and batches what queued meanwhile', async () => {
     const store = fakeStore();
-    const sut = new WriteCoalescer<string>({
+    const sut = new WriteCoalescer<string, string>({
       writeBatch: store.write,
-      writeOne: (item) => store.write([item]),
+      writeOne: store.writeOne,
       maxInFlight: 1,
     });
     const first = sut.write('a');
@@ -33,14 +39,14 @@ describe(WriteCoalescer.name, () => {
     await settle();
     expect(store.calls).toEqual([['a'], ['b', 'c', 'd']]);
     store.finish.shift()!();
-    await Promise.all(rest);
+    expect(await Promise.all([first, ...rest])).toEqual(['A', 'B', 'C', 'D']);
   });
 
   it('keeps batches to maxBatch items and maxInFlight batches', async () => {
     const store = fakeStore();
-    const sut = new WriteCoalescer<string>({
+    const sut = new WriteCoalescer<string, string>({
       writeBatch: store.write,
-      writeOne: (item) => store.write([item]),
+      writeOne: store.writeOne,
       maxBatch: 2,
       maxInFlight: 2,
     });
@@ -60,9 +66,9 @@ describe(WriteCoalescer.name, () => {
   it('retries a failed batch item by item: only the bad item fails', async () => {
     const store = fakeStore();
     store.failing.add('bad');
-    const sut = new WriteCoalescer<string>({
+    const sut = new WriteCoalescer<string, string>({
       writeBatch: store.write,
-      writeOne: (item) => store.write([item]),
+      writeOne: store.writeOne,
       maxInFlight: 1,
     });
     const first = sut.write('a');
@@ -77,7 +83,7 @@ describe(WriteCoalescer.name, () => {
     expect(store.calls.slice(-2)).toEqual([['good'], ['bad']]);
     store.finish.shift()!();
     store.finish.shift()!();
-    await expect(good).resolves.toBeUndefined();
+    await expect(good).resolves.toBe('GOOD');
     await expect(bad).rejects.toThrow('bad item');
   });
 });

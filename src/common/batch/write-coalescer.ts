@@ -1,14 +1,14 @@
-interface Queued<T> {
+interface Queued<T, R> {
   item: T;
-  resolve: () => void;
+  resolve: (result: R) => void;
   reject: (reason: unknown) => void;
 }
 
-export interface WriteCoalescerOptions<T> {
-  /** Writes several items in one go (one statement); all or nothing. */
-  writeBatch: (items: T[]) => Promise<void>;
+export interface WriteCoalescerOptions<T, R> {
+  /** Writes several items in one go (one statement), all or nothing; answers each item's result, in order. */
+  writeBatch: (items: T[]) => Promise<R[]>;
   /** Writes one item; used alone, and for each item of a batch that failed, so a bad item fails alone. */
-  writeOne: (item: T) => Promise<void>;
+  writeOne: (item: T) => Promise<R>;
   /** Items per batch at most. */
   maxBatch?: number;
   /** Batches under way at once at most. */
@@ -18,21 +18,21 @@ export interface WriteCoalescerOptions<T> {
 /**
  * Coalesces writes that arrive while earlier ones are under way into batches: when writes are rare
  * each goes out alone at once (no added wait), under load the ones that queued behind a batch leave
- * together in the next. Each caller's promise settles with its own item's outcome.
+ * together in the next. Each caller's promise settles with its own item's result.
  */
-export class WriteCoalescer<T> {
-  private readonly queue: Queued<T>[] = [];
+export class WriteCoalescer<T, R = void> {
+  private readonly queue: Queued<T, R>[] = [];
   private inFlight = 0;
   private readonly maxBatch: number;
   private readonly maxInFlight: number;
 
-  constructor(private readonly options: WriteCoalescerOptions<T>) {
+  constructor(private readonly options: WriteCoalescerOptions<T, R>) {
     this.maxBatch = options.maxBatch ?? 100;
     this.maxInFlight = options.maxInFlight ?? 2;
   }
 
-  write(item: T): Promise<void> {
-    return new Promise<void>((resolve, reject) => {
+  write(item: T): Promise<R> {
+    return new Promise<R>((resolve, reject) => {
       this.queue.push({ item, resolve, reject });
       this.next();
     });
@@ -49,11 +49,11 @@ export class WriteCoalescer<T> {
     }
   }
 
-  private async run(batch: Queued<T>[]): Promise<void> {
+  private async run(batch: Queued<T, R>[]): Promise<void> {
     if (batch.length > 1) {
       try {
-        await this.options.writeBatch(batch.map((queued) => queued.item));
-        for (const queued of batch) queued.resolve();
+        const results = await this.options.writeBatch(batch.map((queued) => queued.item));
+        batch.forEach((queued, i) => queued.resolve(results[i]));
         return;
       } catch {
         // Each on its own below: the one that failed the batch fails alone.
