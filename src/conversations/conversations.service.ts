@@ -12,6 +12,7 @@ import type {
   CompleteTurnResult,
   ConversationBlock,
   ConversationInfo,
+  NewMessage,
   StartTurnInput,
   TurnStart,
 } from './conversation.types.js';
@@ -70,6 +71,23 @@ function turnFields(
     toolsEnabled: input.toolsEnabled,
     activeTools: input.activeTools,
     metadata: definedHints(input.hints),
+  };
+}
+
+/** The turn that starts a conversation: its history is the client's messages, numbered from 1. */
+function newConversationStart(
+  conversation: ConversationInfo,
+  clientRows: readonly NewMessage[],
+  userMessageId: string | null,
+): TurnStart {
+  const rows = clientRows.map((row, index) => ({ ...row, seq: index + 1 }));
+  return {
+    conversation,
+    history: rebuildHistory(conversation.systemPrompt, rows),
+    userMessageId,
+    seq: conversation.lastSeq,
+    lastAssistantResponseId: null,
+    isNew: true,
   };
 }
 
@@ -195,15 +213,7 @@ export class ConversationsService implements OnModuleInit {
 
       const identity = { id: randomUUID(), createdAt: new Date() };
       const conversation = await tx.createConversation(ctx, fields, client.rows, identity);
-      const rows = client.rows.map((row, index) => ({ ...row, seq: index + 1 }));
-      return {
-        conversation,
-        history: rebuildHistory(conversation.systemPrompt, rows),
-        userMessageId,
-        seq: conversation.lastSeq,
-        lastAssistantResponseId: null,
-        isNew: true,
-      };
+      return newConversationStart(conversation, client.rows, userMessageId);
     });
   }
 
@@ -247,16 +257,7 @@ export class ConversationsService implements OnModuleInit {
       this.logger.error(`Could not store new conversation ${identity.id}: ${errorText(e)}`),
     );
     this.trackWrite(ctx, identity.id, write);
-    const rows = client.rows.map((row, index) => ({ ...row, seq: index + 1 }));
-    const start = {
-      conversation,
-      history: rebuildHistory(conversation.systemPrompt, rows),
-      userMessageId,
-      seq: conversation.lastSeq,
-      lastAssistantResponseId: null,
-      isNew: true,
-    };
-    return { start, write };
+    return { start: newConversationStart(conversation, client.rows, userMessageId), write };
   }
 
   /** One new conversation, retried; a lost answer to a committed insert shows as a duplicate id. */
