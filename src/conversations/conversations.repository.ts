@@ -391,18 +391,8 @@ export class ConversationsRepository {
     conversationId: string,
     messages: readonly NewMessage[],
   ): Promise<number[] | null> {
-    if (!isUuid(conversationId)) return null;
-    const rows = await queryRows<{ id: string; seq: number }>(
-      this.conversations.manager,
-      `WITH ${ASYNC_COMMIT_CTE}, c AS (
-         UPDATE "conversations" SET "last_seq" = "last_seq" + $4::int, "updated_at" = now()
-         WHERE "id" = $1 AND "tenant_id" = $2 AND "user_id" = $3
-         RETURNING "id", "tenant_id", "user_id", "last_seq"
-       ), ${insertMessagesCte(5, 4)}
-       SELECT m."id", m."seq" FROM m, async_commit ORDER BY m."seq"`,
-      [conversationId, ctx.tenantId, ctx.userId, messages.length, messagesParam(messages)],
-    );
-    return rows.length === messages.length && rows.length > 0 ? rows.map((r) => r.seq) : null;
+    const [seqs] = await this.appendToConversations([{ ctx, conversationId, messages }]);
+    return seqs;
   }
 
   /**

@@ -4,7 +4,6 @@ import type { ChatCompletionMessageParam } from 'openai/resources/chat/completio
 import { WriteCoalescer } from '../common/batch/write-coalescer.js';
 import type { TenantContext } from '../common/context/request-context.js';
 import { ParleyError } from '../common/errors/parley-error.js';
-import { isUniqueViolation } from '../tenants/db-errors.js';
 import { TenantEvents } from '../tenants/tenant-events.service.js';
 import { toConversationBlock, toConversationDto, toMessageDto } from './conversation.mapper.js';
 import type {
@@ -260,25 +259,16 @@ export class ConversationsService implements OnModuleInit {
     return { start: newConversationStart(conversation, client.rows, userMessageId), write };
   }
 
-  /** One new conversation, retried; a lost answer to a committed insert shows as a duplicate id. */
-  private createConversation({ ctx, fields, messages, identity }: NewConversation): Promise<void> {
-    return withRetry(
-      async () => {
-        try {
-          await this.repo.withoutTransaction((tx) => tx.createConversation(ctx, fields, messages, identity));
-        } catch (e) {
-          if (!isUniqueViolation(e)) throw e;
-        }
-      },
-      {
-        attempts: STORE_ATTEMPTS,
-        delaysMs: STORE_BACKOFF_MS,
-        onRetry: (e, attempt, delayMs) =>
-          this.logger.warn(
-            `Storing new conversation ${identity.id} failed (attempt ${attempt} of ${STORE_ATTEMPTS}), retrying in ${delayMs} ms: ${errorText(e)}`,
-          ),
-      },
-    );
+  /** One new conversation, retried; a retry after a lost answer to a committed insert writes nothing. */
+  private createConversation(conversation: NewConversation): Promise<void> {
+    return withRetry(() => this.repo.createConversations([conversation]), {
+      attempts: STORE_ATTEMPTS,
+      delaysMs: STORE_BACKOFF_MS,
+      onRetry: (e, attempt, delayMs) =>
+        this.logger.warn(
+          `Storing new conversation ${conversation.identity.id} failed (attempt ${attempt} of ${STORE_ATTEMPTS}), retrying in ${delayMs} ms: ${errorText(e)}`,
+        ),
+    });
   }
 
   /**
