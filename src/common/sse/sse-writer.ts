@@ -47,7 +47,6 @@ export class SseWriter {
       let heartbeat: NodeJS.Timeout | undefined;
 
       let corked = false;
-      let sentFirst = false;
 
       /** The status line; sent on its own only when no frame follows it right away. */
       const openStream = (flush: boolean): void => {
@@ -81,24 +80,16 @@ export class SseWriter {
         if (!res.writableEnded) res.end();
         resolve();
       };
-      /** The status line and the first frame leave at once: the time to first token is what waits. */
-      const emitFirst = (frame: SseFrame): void => {
-        sentFirst = true;
-        lastId = frame.id;
-        res.write(formatSseEvent(frame));
-        // node:http corks the socket until the next tick, which comes only after everything else
-        // this turn does (the rest of an upstream packet, the end of the answer).
-        const socket = res.socket;
-        while (socket?.writableCorked) socket.uncork();
-      };
       const emit = (frame: SseFrame): void => {
+        // Frame ids start at 1: none has been written while lastId is 0.
+        const first = lastId === 0;
         lastId = frame.id;
-        // Later frames produced in one turn of the event loop (several events in one upstream
-        // packet) leave in one socket write; each write is a syscall and a wake-up of the client.
         // The socket itself, not the response: once the response ends it lets go of its socket,
         // and that socket's cork must still be undone.
         const socket = res.socket;
-        if (!corked && socket) {
+        if (!first && !corked && socket) {
+          // Later frames produced in one turn of the event loop (several events in one upstream
+          // packet) leave in one socket write; each write is a syscall and a wake-up of the client.
           corked = true;
           socket.cork();
           setImmediate(() => {
@@ -107,6 +98,10 @@ export class SseWriter {
           });
         }
         res.write(formatSseEvent(frame));
+        // The status line and the first frame leave at once: the time to first token is what waits.
+        // node:http corks the socket until the next tick, which comes only after everything else
+        // this turn does (the rest of an upstream packet, the end of the answer).
+        if (first) while (socket?.writableCorked) socket.uncork();
       };
 
       res.on('close', () => {
@@ -122,8 +117,7 @@ export class SseWriter {
           next: (frame) => {
             if (finished) return;
             openStream(false);
-            if (sentFirst) emit(frame);
-            else emitFirst(frame);
+            emit(frame);
             // A replayed log already ends with its own `[DONE]`.
             if (frame.data === DONE_DATA) finish();
             else armHeartbeat();
