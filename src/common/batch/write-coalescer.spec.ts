@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { WriteCoalescer } from './write-coalescer.js';
 
-/** A store whose writes finish when the test says so. */
-function fakeStore() {
+/** A coalescer over a store whose writes finish when the test says so. */
+function coalescerOverFakeStore(limits: { maxBatch?: number; maxInFlight: number }) {
   const calls: string[][] = [];
   const finish: (() => void)[] = [];
   const failing = new Set<string>();
@@ -18,19 +18,15 @@ function fakeStore() {
     });
   };
   const writeOne = (item: string): Promise<string> => write([item]).then(([result]) => result);
-  return { calls, finish, failing, write, writeOne };
+  const sut = new WriteCoalescer<string, string>({ writeBatch: write, writeOne, ...limits });
+  return { sut, calls, finish, failing };
 }
 
 const settle = () => new Promise((resolve) => setImmediate(resolve));
 
 describe(WriteCoalescer.name, () => {
   it('writes at once when nothing is under way, and batches what queued meanwhile', async () => {
-    const store = fakeStore();
-    const sut = new WriteCoalescer<string, string>({
-      writeBatch: store.write,
-      writeOne: store.writeOne,
-      maxInFlight: 1,
-    });
+    const { sut, ...store } = coalescerOverFakeStore({ maxInFlight: 1 });
     const first = sut.write('a');
     const rest = ['b', 'c', 'd'].map((item) => sut.write(item));
     expect(store.calls).toEqual([['a']]);
@@ -43,13 +39,7 @@ describe(WriteCoalescer.name, () => {
   });
 
   it('keeps batches to maxBatch items and maxInFlight batches', async () => {
-    const store = fakeStore();
-    const sut = new WriteCoalescer<string, string>({
-      writeBatch: store.write,
-      writeOne: store.writeOne,
-      maxBatch: 2,
-      maxInFlight: 2,
-    });
+    const { sut, ...store } = coalescerOverFakeStore({ maxBatch: 2, maxInFlight: 2 });
     const all = ['a', 'b', 'c', 'd', 'e', 'f'].map((item) => sut.write(item));
     expect(store.calls).toEqual([['a'], ['b']]);
     store.finish.shift()!();
@@ -64,13 +54,8 @@ describe(WriteCoalescer.name, () => {
   });
 
   it('retries a failed batch item by item: only the bad item fails', async () => {
-    const store = fakeStore();
+    const { sut, ...store } = coalescerOverFakeStore({ maxInFlight: 1 });
     store.failing.add('bad');
-    const sut = new WriteCoalescer<string, string>({
-      writeBatch: store.write,
-      writeOne: store.writeOne,
-      maxInFlight: 1,
-    });
     const first = sut.write('a');
     const good = sut.write('good');
     const bad = sut.write('bad');
