@@ -1,5 +1,6 @@
 import { Logger } from '@nestjs/common';
 import { Redis, type RedisOptions } from 'ioredis';
+import { createHash } from 'node:crypto';
 import {
   type AppendOptions,
   checkAfterId,
@@ -84,7 +85,7 @@ export class RedisStore implements Store {
   private readonly pingTimeoutMs: number;
   private readonly maxIdleReaders: number;
   private readonly target: string;
-  private readonly scripts = new Map<string, StoreScript<unknown>>();
+  private readonly scripts = new Map<string, StoreScript<unknown> & { sha: string }>();
 
   /** Dedicated blocking-read connections: idle ones, and an abort function for each busy one. */
   private readonly idleReaders: Redis[] = [];
@@ -111,8 +112,10 @@ export class RedisStore implements Store {
       maxRetriesPerRequest: 0,
       autoResendUnfulfilledCommands: false,
       // Commands issued in the same tick (a rate-limit check, a reservation, a log append) go out
-      // in one write: under load that saves a syscall per command.
+      // in one write: under load that saves a syscall per command. The write waits for the event
+      // loop's check phase (setImmediate), so a script on an idle connection skips it (runScript).
       enableAutoPipelining: true,
+      autoPipeliningIgnoredCommands: ['evalsha'],
       // Reconnect forever with a backoff capped at 1 s.
       retryStrategy: (attempt: number) => Math.min(50 * 2 ** Math.min(attempt, 10), 1000),
     };
@@ -183,16 +186,33 @@ export class RedisStore implements Store {
       numberOfKeys: script.numberOfKeys,
       lua: script.lua,
     });
-    this.scripts.set(script.name, script);
+    this.scripts.set(script.name, { ...script, sha: createHash('sha1').update(script.lua).digest('hex') });
   }
 
+  /**
+   * On an idle connection (nothing in flight, nothing waiting to be batched) the script is written at
+   * once, while the caller goes on: the rate limit's round trip then overlaps the request's own work
+   * instead of starting after it. Otherwise it joins the batch. Either way it is written after every
+   * command issued before it, so the connection's order holds.
+   */
   async runScript<R>(name: string, keys: string[], args: (string | number)[]): Promise<R> {
     this.assertOpen();
     const script = this.scripts.get(name);
     if (!script) throw new Error(`script ${name} is not defined`);
     checkScriptKeys(name, script.numberOfKeys, keys);
-    const run = (this.client as unknown as Record<string, ScriptFn>)[scriptCommand(name)];
-    return (await run.call(this.client, ...keys.map((key) => this.k(key)), ...args)) as R;
+    const fullKeys = keys.map((key) => this.k(key));
+    const batched = (): Promise<R> => {
+      const run = (this.client as unknown as Record<string, ScriptFn>)[scriptCommand(name)];
+      return run.call(this.client, ...fullKeys, ...args) as Promise<R>;
+    };
+    if (this.client.commandQueue.length > 0 || this.client.autoPipelineQueueSize > 0) return batched();
+    try {
+      return (await this.client.evalsha(script.sha, script.numberOfKeys, ...fullKeys, ...args)) as R;
+    } catch (err) {
+      // Redis does not know the script yet (restarted, flushed): the defined command loads it.
+      if (errorMessage(err).startsWith('NOSCRIPT')) return batched();
+      throw err;
+    }
   }
 
   // ── event log (one Redis Stream per key; stream id `<event id>-0`) ─────────────────────────────

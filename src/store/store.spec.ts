@@ -8,7 +8,7 @@ import { MemoryStore } from './memory.store.js';
 import { RedisStore } from './redis.store.js';
 import { describeStoreContract } from './store.contract.js';
 import { StoreModule } from './store.module.js';
-import { STORE, type Store, StoreClosedError } from './store.port.js';
+import { STORE, type Store, StoreClosedError, type StoreScript } from './store.port.js';
 
 const explicitRedisUrl = process.env.REDIS_URL;
 const redisUrl = explicitRedisUrl ?? 'redis://127.0.0.1:6379';
@@ -150,6 +150,42 @@ describe.skipIf(!redisAvailable)('RedisStore', () => {
   });
 
   describeStoreContract('RedisStore', makeRedisStore, { shared: true });
+
+  describe('scripts', () => {
+    const getScript: StoreScript<string | null> = {
+      name: 'test_get',
+      numberOfKeys: 1,
+      lua: "return redis.call('GET', KEYS[1])",
+      local: (kv, keys) => kv.get(keys[0]),
+    };
+
+    it('keep their place among the commands issued before them', async () => {
+      const store = await makeRedisStore({ keyPrefix: 'order:' });
+      try {
+        store.defineScript(getScript);
+        const set = store.set('k', '1');
+        await expect(store.runScript(getScript.name, ['k'], [])).resolves.toBe('1');
+        await set;
+      } finally {
+        await store.close();
+      }
+    });
+
+    it('run after Redis forgot them (SCRIPT FLUSH)', async () => {
+      const store = await makeRedisStore({ keyPrefix: 'flushed:' });
+      const redis = new Redis(redisUrl, { maxRetriesPerRequest: 0 });
+      try {
+        store.defineScript(getScript);
+        await store.set('k', 'v');
+        await expect(store.runScript(getScript.name, ['k'], [])).resolves.toBe('v');
+        await redis.script('FLUSH');
+        await expect(store.runScript(getScript.name, ['k'], [])).resolves.toBe('v');
+      } finally {
+        redis.disconnect();
+        await store.close();
+      }
+    });
+  });
 
   describe('outages', () => {
     const stores: Store[] = [];
