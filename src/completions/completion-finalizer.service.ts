@@ -105,7 +105,7 @@ export class CompletionFinalizer {
         const completion = await p.adapter.complete(
           { model: p.target.model.id, messages: prompt, max_tokens: 24 },
           p.target,
-          AbortSignal.timeout(this.config.upstreamTimeoutMs),
+          { signal: AbortSignal.timeout(this.config.upstreamTimeoutMs) },
         );
         return completion.choices[0]?.message.content ?? '';
       })

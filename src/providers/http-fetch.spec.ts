@@ -2,13 +2,15 @@ import type { lookup, LookupOptions } from 'node:dns';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createTcpServer, type AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createHttpFetch } from './http-fetch.js';
+import { createHttpFetch, type HeldRequestInit } from './http-fetch.js';
 
 describe(createHttpFetch.name, () => {
   let server: Server;
   let base: string;
   /** Requests whose connection closed before their answer ended, by path. */
   const cut: string[] = [];
+  /** Requests that reached the server. */
+  let received = 0;
   const sut = createHttpFetch();
 
   const routes: Record<string, (req: IncomingMessage, res: ServerResponse, body: string) => void> = {
@@ -49,6 +51,7 @@ describe(createHttpFetch.name, () => {
 
   beforeAll(async () => {
     server = createServer((req, res) => {
+      received++;
       let body = '';
       res.once('close', () => {
         if (!res.writableFinished) cut.push(req.url ?? '');
@@ -253,6 +256,51 @@ describe(createHttpFetch.name, () => {
   it('rejects with the reason of a signal aborted before the call', async () => {
     const reason = new Error('gone');
     await expect(sut(`${base}/echo`, { signal: AbortSignal.abort(reason) })).rejects.toBe(reason);
+  });
+
+  describe('a request held back (sendAfter)', () => {
+    function deferred(): { promise: Promise<void>; resolve: () => void; reject: (e: Error) => void } {
+      let resolve!: () => void;
+      let reject!: (e: Error) => void;
+      const promise = new Promise<void>((res, rej) => ((resolve = res), (reject = rej)));
+      return { promise, resolve, reject };
+    }
+    const post = (init: HeldRequestInit) => sut(`${base}/echo`, { method: 'POST', body: 'held', ...init });
+
+    it('is sent once it may go', async () => {
+      const gate = deferred();
+      const before = received;
+      const pending = post({ sendAfter: gate.promise });
+      await new Promise((r) => setTimeout(r, 30));
+      expect(received).toBe(before);
+      gate.resolve();
+      const res = await pending;
+      expect(await res.json()).toEqual({ method: 'POST', body: 'held' });
+      expect(received).toBe(before + 1);
+    });
+
+    it('is never sent when it may not, and fails with the reason', async () => {
+      const gate = deferred();
+      const before = received;
+      const pending = post({ sendAfter: gate.promise });
+      const refusal = new Error('refused');
+      gate.reject(refusal);
+      await expect(pending).rejects.toBe(refusal);
+      await new Promise((r) => setTimeout(r, 30));
+      expect(received).toBe(before);
+    });
+
+    it('is not sent when the signal aborts meanwhile', async () => {
+      const gate = deferred();
+      const abort = new AbortController();
+      const before = received;
+      const pending = post({ sendAfter: gate.promise, signal: abort.signal });
+      const reason = new Error('client gone');
+      abort.abort(reason);
+      gate.resolve();
+      await expect(pending).rejects.toBe(reason);
+      expect(received).toBe(before);
+    });
   });
 
   it('rejects a status a Response cannot carry', async () => {

@@ -5,6 +5,15 @@ import type { LookupFunction } from 'node:net';
 import { urlToHttpOptions } from 'node:url';
 import { isMetadataAddress } from './provider-url.js';
 
+/** What this fetch takes besides RequestInit; the SDK passes it through as a call's `fetchOptions`. */
+export interface HeldRequestInit extends RequestInit {
+  /**
+   * The request is made once this resolves; when it rejects, it is never made and the fetch rejects
+   * with its reason. The work before the request (the SDK's, the connection's) is done meanwhile.
+   */
+  sendAfter?: Promise<unknown>;
+}
+
 /**
  * A `fetch` for the OpenAI SDK over node:http with keep-alive agents. Node's global fetch (undici)
  * costs several times more per call on loopback, which is most of what a gateway adds; the SDK
@@ -12,7 +21,8 @@ import { isMetadataAddress } from './provider-url.js';
  * streams) go to the global fetch.
  *
  * As with fetch, an abort of `init.signal` rejects with the signal's reason, or errors the body
- * stream with it once the answer has started.
+ * stream with it once the answer has started. `init.sendAfter` (HeldRequestInit) holds the request
+ * back until it resolves.
  */
 export function createHttpFetch(
   options: { maxSockets?: number; lookup?: typeof dnsLookup } = {},
@@ -52,57 +62,61 @@ export function createHttpFetch(
     if (signal?.aborted) return Promise.reject(signal.reason as Error);
     const method = init.method ?? 'GET';
 
-    return new Promise<Response>((resolve, reject) => {
-      let response: IncomingMessage | undefined;
-      const request = (protocol === 'https:' ? https : http).request({
-        ...target,
-        method,
-        headers: requestHeaders(init.headers),
-        agent: agents[protocol],
-      });
-      // A listener of our own rather than http.request's `signal` option: that one also watches the
-      // request's end with a stream helper, which costs more than this whole handler.
-      const onAbort = (): void => {
-        const reason = (signal as AbortSignal).reason as Error;
-        response?.destroy(reason);
-        request.destroy(reason);
-      };
-      const done = (): void => signal?.removeEventListener('abort', onAbort);
-      signal?.addEventListener('abort', onAbort, { once: true });
-      request.on('error', (e) => {
-        done();
-        reject(e);
-      });
-
-      request.once('response', (res: IncomingMessage) => {
-        response = res;
-        res.once('close', done);
-        const status = res.statusCode ?? 502;
-        const meta = { status, statusText: res.statusMessage ?? '', rawHeaders: res.rawHeaders };
-        const answer = (source: Uint8Array | StreamedBody | null): void => {
-          // The Response constructor refuses some statuses and texts (e.g. 101): a rejection, not a throw.
-          try {
-            resolve(new IncomingResponse(meta, source));
-          } catch (e) {
-            res.destroy();
-            reject(e instanceof Error ? e : new TypeError(String(e)));
-          }
+    const send = (): Promise<Response> =>
+      new Promise<Response>((resolve, reject) => {
+        let response: IncomingMessage | undefined;
+        const request = (protocol === 'https:' ? https : http).request({
+          ...target,
+          method,
+          headers: requestHeaders(init.headers),
+          agent: agents[protocol],
+        });
+        // A listener of our own rather than http.request's `signal` option: that one also watches the
+        // request's end with a stream helper, which costs more than this whole handler.
+        const onAbort = (): void => {
+          const reason = (signal as AbortSignal).reason as Error;
+          response?.destroy(reason);
+          request.destroy(reason);
         };
-        // A Response may not carry a body for these statuses.
-        if (status === 204 || status === 205 || status === 304 || method === 'HEAD') {
-          res.resume();
-          return answer(null);
-        }
-        if (isEventStream(res.rawHeaders)) return answer(new StreamedBody(res));
-        // A whole answer is read here and handed over as bytes: wrapping it in a web stream only
-        // for the SDK to read it back whole costs more than the read.
-        const chunks: Buffer[] = [];
-        res.on('data', (chunk: Buffer) => chunks.push(chunk));
-        res.once('end', () => answer(chunks.length === 1 ? chunks[0] : Buffer.concat(chunks)));
-        res.on('error', reject);
+        const done = (): void => signal?.removeEventListener('abort', onAbort);
+        signal?.addEventListener('abort', onAbort, { once: true });
+        request.on('error', (e) => {
+          done();
+          reject(e);
+        });
+
+        request.once('response', (res: IncomingMessage) => {
+          response = res;
+          res.once('close', done);
+          const status = res.statusCode ?? 502;
+          const meta = { status, statusText: res.statusMessage ?? '', rawHeaders: res.rawHeaders };
+          const answer = (source: Uint8Array | StreamedBody | null): void => {
+            // The Response constructor refuses some statuses and texts (e.g. 101): a rejection, not a throw.
+            try {
+              resolve(new IncomingResponse(meta, source));
+            } catch (e) {
+              res.destroy();
+              reject(e instanceof Error ? e : new TypeError(String(e)));
+            }
+          };
+          // A Response may not carry a body for these statuses.
+          if (status === 204 || status === 205 || status === 304 || method === 'HEAD') {
+            res.resume();
+            return answer(null);
+          }
+          if (isEventStream(res.rawHeaders)) return answer(new StreamedBody(res));
+          // A whole answer is read here and handed over as bytes: wrapping it in a web stream only
+          // for the SDK to read it back whole costs more than the read.
+          const chunks: Buffer[] = [];
+          res.on('data', (chunk: Buffer) => chunks.push(chunk));
+          res.once('end', () => answer(chunks.length === 1 ? chunks[0] : Buffer.concat(chunks)));
+          res.on('error', reject);
+        });
+        request.end(body ?? undefined);
       });
-      request.end(body ?? undefined);
-    });
+    const held = (init as HeldRequestInit).sendAfter;
+    if (!held) return send();
+    return held.then(() => (signal?.aborted ? Promise.reject(signal.reason as Error) : send()));
   };
 }
 

@@ -1,6 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import OpenAI from 'openai';
-import { createHttpFetch } from './http-fetch.js';
+import { createHttpFetch, type HeldRequestInit } from './http-fetch.js';
 import { LeanOpenAI } from './lean-openai.js';
 import type { ResolvedProvider } from './provider.types.js';
 
@@ -28,4 +28,13 @@ export class OpenAiClientFactory {
     this.clients.set(provider.id, { version: provider.version, client });
     return client;
   }
+}
+
+/** The SDK's per-call options for a call that is aborted by `signal` and held back until `sendAfter`. */
+export function sdkCallOptions(
+  signal: AbortSignal,
+  sendAfter: Promise<unknown> | undefined,
+): { signal: AbortSignal; fetchOptions?: Omit<HeldRequestInit, 'headers' | 'body' | 'method' | 'signal'> } {
+  // The SDK hands a call's fetchOptions to Parley's fetch (createHttpFetch) with the request.
+  return sendAfter ? { signal, fetchOptions: { sendAfter } } : { signal };
 }

@@ -16,6 +16,17 @@ export type UpstreamChatRequest = Omit<ChatCompletionCreateParams, 'stream'> & {
   previous_response_id?: string;
 };
 
+/** One upstream call's controls, besides its body. */
+export interface UpstreamCall {
+  /** Aborts the call. */
+  signal: AbortSignal;
+  /**
+   * The call is sent once this resolves, and never when it rejects (its reason is then the call's
+   * error): the rate limit's verdict, which the SDK's request building overlaps.
+   */
+  sendAfter?: Promise<unknown>;
+}
+
 /**
  * One upstream wire. Adapters are stateless singletons; the provider row comes with each call.
  * Both methods speak Chat Completions shapes to the caller whatever the wire; the `id` of what
@@ -34,13 +45,13 @@ export interface ProviderAdapter {
   complete(
     request: UpstreamChatRequest,
     target: CompletionTarget,
-    signal: AbortSignal,
+    call: UpstreamCall,
   ): Promise<ChatCompletion>;
   /** Unsubscribing aborts the upstream request. Usage is always asked for (the quota needs it). */
   stream(
     request: UpstreamChatRequest,
     target: CompletionTarget,
-    signal: AbortSignal,
+    call: UpstreamCall,
   ): Observable<ChatCompletionChunk>;
 }
 

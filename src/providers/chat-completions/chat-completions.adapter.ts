@@ -3,8 +3,13 @@ import type { ChatCompletion, ChatCompletionChunk } from 'openai/resources/chat/
 import { Observable } from 'rxjs';
 import { followAbort } from '../../common/abort/follow-abort.js';
 import { ParleyError } from '../../common/errors/parley-error.js';
-import { OpenAiClientFactory } from '../openai-client.factory.js';
-import { ProviderAdapterFor, type ProviderAdapter, type UpstreamChatRequest } from '../provider-adapter.js';
+import { OpenAiClientFactory, sdkCallOptions } from '../openai-client.factory.js';
+import {
+  ProviderAdapterFor,
+  type ProviderAdapter,
+  type UpstreamCall,
+  type UpstreamChatRequest,
+} from '../provider-adapter.js';
 import type { CompletionTarget } from '../provider.types.js';
 import { toUpstreamError } from '../upstream-error.js';
 
@@ -41,14 +46,14 @@ export class ChatCompletionsAdapter implements ProviderAdapter {
   async complete(
     request: UpstreamChatRequest,
     target: CompletionTarget,
-    signal: AbortSignal,
+    { signal, sendAfter }: UpstreamCall,
   ): Promise<ChatCompletion> {
     const client = this.clients.clientFor(target.provider);
     let result: unknown;
     try {
       result = await client.chat.completions.create(
         { ...chatBody(request), model: target.model.id, stream: false },
-        { signal },
+        sdkCallOptions(signal, sendAfter),
       );
     } catch (e) {
       throw signal.aborted ? abortError(signal) : toUpstreamError(e);
@@ -62,7 +67,7 @@ export class ChatCompletionsAdapter implements ProviderAdapter {
   stream(
     request: UpstreamChatRequest,
     target: CompletionTarget,
-    signal: AbortSignal,
+    { signal, sendAfter }: UpstreamCall,
   ): Observable<ChatCompletionChunk> {
     return new Observable<ChatCompletionChunk>((subscriber) => {
       const abort = new AbortController();
@@ -82,7 +87,7 @@ export class ChatCompletionsAdapter implements ProviderAdapter {
               stream: true,
               stream_options: { include_usage: true },
             },
-            { signal: abort.signal },
+            sdkCallOptions(abort.signal, sendAfter),
           );
           for await (const chunk of stream as AsyncIterable<unknown>) {
             if (abort.signal.aborted) break;

@@ -3,8 +3,13 @@ import type { ChatCompletion, ChatCompletionChunk } from 'openai/resources/chat/
 import { Observable } from 'rxjs';
 import { followAbort } from '../../common/abort/follow-abort.js';
 import { ParleyError } from '../../common/errors/parley-error.js';
-import { OpenAiClientFactory } from '../openai-client.factory.js';
-import { ProviderAdapterFor, type ProviderAdapter, type UpstreamChatRequest } from '../provider-adapter.js';
+import { OpenAiClientFactory, sdkCallOptions } from '../openai-client.factory.js';
+import {
+  ProviderAdapterFor,
+  type ProviderAdapter,
+  type UpstreamCall,
+  type UpstreamChatRequest,
+} from '../provider-adapter.js';
 import type { CompletionTarget } from '../provider.types.js';
 import { toUpstreamError } from '../upstream-error.js';
 import { toResponsesRequest } from './responses-request.mapper.js';
@@ -31,11 +36,13 @@ export class ResponsesAdapter implements ProviderAdapter {
   async complete(
     request: UpstreamChatRequest,
     target: CompletionTarget,
-    signal: AbortSignal,
+    { signal, sendAfter }: UpstreamCall,
   ): Promise<ChatCompletion> {
     const params = { ...toResponsesRequest(request, { stream: false }), ...upstreamFields(target) };
     try {
-      const response = await this.clients.clientFor(target.provider).responses.create(params, { signal });
+      const response = await this.clients
+        .clientFor(target.provider)
+        .responses.create(params, sdkCallOptions(signal, sendAfter));
       return responseToChatCompletion(response, { model: target.model.id });
     } catch (e) {
       throw failure(e, signal);
@@ -45,7 +52,7 @@ export class ResponsesAdapter implements ProviderAdapter {
   stream(
     request: UpstreamChatRequest,
     target: CompletionTarget,
-    signal: AbortSignal,
+    { signal, sendAfter }: UpstreamCall,
   ): Observable<ChatCompletionChunk> {
     return new Observable<ChatCompletionChunk>((subscriber) => {
       // Aborted by the caller's signal, an unsubscribe or the drain timer.
@@ -64,7 +71,7 @@ export class ResponsesAdapter implements ProviderAdapter {
         const mapper = new ResponsesStreamMapper({ model: target.model.id });
         const events = await this.clients
           .clientFor(target.provider)
-          .responses.create(params, { signal: upstream.signal });
+          .responses.create(params, sdkCallOptions(upstream.signal, sendAfter));
         // On abort the SDK ends this loop quietly; leaving it early aborts the upstream request.
         for await (const event of events) {
           if (answered) continue;
