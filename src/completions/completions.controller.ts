@@ -15,6 +15,7 @@ import { Ctx, type TenantContext } from '../common/context/request-context.js';
 import { sendJson } from '../common/http/send-json.js';
 import { SseWriter } from '../common/sse/sse-writer.js';
 import { TokenBalanceGuard } from '../quota/balance/token-balance.guard.js';
+import { type Admission, RequestAdmission } from '../quota/rate-limit/admission.js';
 import { TenantRateLimitGuard } from '../quota/rate-limit/tenant-rate-limit.guard.js';
 import type { TenantConfig } from '../tenants/tenant-config.types.js';
 import { CurrentTenant, TenantScoped } from '../tenants/tenant-scoped.decorator.js';
@@ -49,24 +50,31 @@ export class CompletionsController {
     @Body() body: unknown,
     @Headers('x-conversation-id') conversationId: string | undefined,
     @Headers('x-provider-id') providerId: string | undefined,
+    @RequestAdmission() admission: Admission,
     @Res() reply: FastifyReply,
   ): Promise<void> {
-    const prepared = await this.completions.prepare(ctx, tenant, body, { conversationId, providerId });
-    if (prepared.stream) {
-      // The generation belongs to a session, not to this response: a client that goes away can
-      // resume it (GET .../:id/stream) within the grace period, on any instance.
-      const session = this.sessions.create(prepared, (signal) => this.completions.stream(prepared, signal));
-      await this.sse.write(reply, session.live(reply.raw));
-      return;
+    try {
+      const headers = { conversationId, providerId };
+      const prepared = await this.completions.prepare(ctx, tenant, body, headers, admission);
+      if (prepared.stream) {
+        // The generation belongs to a session, not to this response: a client that goes away can
+        // resume it (GET .../:id/stream) within the grace period, on any instance.
+        const session = this.sessions.create(prepared, (signal) => this.completions.stream(prepared, signal));
+        await this.sse.write(reply, session.live(reply.raw));
+        return;
+      }
+      // The client going away aborts the upstream call (the response's 'close', not the request's:
+      // that fires as soon as the body has been read).
+      const res = reply.raw;
+      const abort = new AbortController();
+      res.on('close', () => {
+        if (!res.writableFinished) abort.abort();
+      });
+      sendJson(reply, 200, await this.completions.complete(prepared, abort.signal));
+    } catch (e) {
+      // The rate limit's verdict may still be on its way; a refusal comes first in the contract's order.
+      throw await admission.answerFor(e);
     }
-    // The client going away aborts the upstream call (the response's 'close', not the request's:
-    // that fires as soon as the body has been read).
-    const res = reply.raw;
-    const abort = new AbortController();
-    res.on('close', () => {
-      if (!res.writableFinished) abort.abort();
-    });
-    sendJson(reply, 200, await this.completions.complete(prepared, abort.signal));
   }
 
   @Get(['v1/chat/completions/:id/stream', ':tenantId/v1/chat/completions/:id/stream'])

@@ -12,6 +12,8 @@ import type { UpstreamChatRequest } from '../providers/provider-adapter.js';
 import { ProviderCatalogService } from '../providers/provider-catalog.service.js';
 import type { CompletionTarget } from '../providers/provider.types.js';
 import { BalanceService } from '../quota/balance/balance.service.js';
+import { isTokenQuotaEnforced } from '../quota/quota-settings.js';
+import type { Admission } from '../quota/rate-limit/admission.js';
 import type { TenantConfig } from '../tenants/tenant-config.types.js';
 import { ToolRegistry } from '../tools/tool-registry.service.js';
 import { CompletionFinalizer, type TurnStatus } from './completion-finalizer.service.js';
@@ -63,7 +65,8 @@ function dropUnsupportedControls(
 /**
  * A completion, in the contract's order: validate, resolve model and provider, expand tools,
  * check the context window, log, load the conversation, reserve tokens; then answer as JSON or
- * as a chunk stream, through the plain path or the tool loop.
+ * as a chunk stream, through the plain path or the tool loop. The rate limit's verdict may come
+ * during any of that (Admission): effects wait for it, and a refusal replaces any later error.
  */
 @Injectable()
 export class CompletionsService {
@@ -86,6 +89,7 @@ export class CompletionsService {
     tenant: TenantConfig,
     body: unknown,
     headers: CompletionHeaders,
+    admission: Admission,
   ): Promise<PreparedCompletion> {
     const request = validateChatRequest(body);
     const target = this.catalog.resolve(tenant, {
@@ -107,8 +111,13 @@ export class CompletionsService {
     let promptSize = checkContextWindow(upstream, contextLength);
 
     const id = newCompletionId();
-    for (const warning of request.warnings) this.logger.warn(`${ctx.tenantId}:${id} ${warning}`);
-    this.logger.log(`Processing chat completion for ${ctx.tenantId}:${id}`);
+    admission.whenAdmitted(() => {
+      for (const warning of request.warnings) this.logger.warn(`${ctx.tenantId}:${id} ${warning}`);
+      this.logger.log(`Processing chat completion for ${ctx.tenantId}:${id}`);
+    });
+    // Reserved tokens and stored turns are effects: they wait for the rate limit's verdict (which a
+    // metered tenant's guard already waited for). Without them, only the upstream call waits.
+    if (this.config.persistence || isTokenQuotaEnforced(tenant)) await admission.admitted();
 
     // Tokens are reserved before the turn is stored: a refusal (429 when a concurrent request took
     // the balance since the guard read it, or 503) leaves nothing behind in the conversation. A
@@ -174,6 +183,7 @@ export class CompletionsService {
       tools: { serverSide: expansion.serverSide },
       conversation,
       reservation,
+      admission,
     };
   }
 

@@ -3,10 +3,14 @@ import type { TurnStart } from '../conversations/conversation.types.js';
 import type { ProviderAdapter, UpstreamChatRequest } from '../providers/provider-adapter.js';
 import type { CompletionTarget, ResolvedProvider } from '../providers/provider.types.js';
 import type { Reservation } from '../quota/balance/balance.service.js';
+import type { Admission } from '../quota/rate-limit/admission.js';
 import type { PromptSize } from './context-window.js';
 import type { ChatRequest } from './wire/chat-request.types.js';
 
-/** A request that passed every check and holds its reservation, ready for the upstream call. */
+/**
+ * A request that passed every check and holds its reservation, ready for the upstream call, which
+ * waits for the rate limit's verdict if it has not come yet (`admission`).
+ */
 export interface PreparedCompletion {
   ctx: TenantContext;
   /** Parley's completion id (`chatcmpl-...`): the job id in logs, the id of every chunk, the resume id. */
@@ -27,6 +31,7 @@ export interface PreparedCompletion {
   /** With persistence: the conversation this turn belongs to, and the assistant message's id-to-be. */
   conversation?: TurnStart & { assistantMessageId: string };
   reservation: Reservation;
+  admission: Admission;
 }
 
 /**

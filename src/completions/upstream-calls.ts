@@ -4,11 +4,15 @@ import type {
   ChatCompletionChunk,
   ChatCompletionMessageParam,
 } from 'openai/resources/chat/completions';
-import { from, mergeMap, type Observable } from 'rxjs';
+import { catchError, from, mergeMap, throwError, type Observable } from 'rxjs';
+import type { UpstreamCall } from '../providers/provider-adapter.js';
 import type { PreparedCompletion } from './prepared-completion.js';
 import { completionToChunks } from './wire/chunks.js';
 
-/** One upstream call for a prepared completion, with its messages; streamed or not as asked. */
+/**
+ * One upstream call for a prepared completion, with its messages; streamed or not as asked. It is
+ * sent once the rate limit's verdict is in, and fails with the refusal when there is one.
+ */
 @Injectable()
 export class UpstreamCalls {
   complete(
@@ -16,7 +20,11 @@ export class UpstreamCalls {
     messages: ChatCompletionMessageParam[],
     signal: AbortSignal,
   ): Promise<ChatCompletion> {
-    return p.adapter.complete({ ...p.upstream, messages }, p.target, signal);
+    return p.adapter
+      .complete({ ...p.upstream, messages }, p.target, this.call(p, signal))
+      .catch(async (e: unknown) => {
+        throw await p.admission.answerFor(e);
+      });
   }
 
   /** Chunks as the provider streams them; with `provider_stream: false`, made from one completion. */
@@ -25,7 +33,15 @@ export class UpstreamCalls {
     messages: ChatCompletionMessageParam[],
     signal: AbortSignal,
   ): Observable<ChatCompletionChunk> {
-    if (p.providerStream) return p.adapter.stream({ ...p.upstream, messages }, p.target, signal);
+    if (p.providerStream) {
+      return p.adapter
+        .stream({ ...p.upstream, messages }, p.target, this.call(p, signal))
+        .pipe(
+          catchError((e: unknown) =>
+            from(p.admission.answerFor(e)).pipe(mergeMap((answer) => throwError(() => answer))),
+          ),
+        );
+    }
     return from(this.complete(p, messages, signal)).pipe(
       mergeMap((completion) =>
         from(
@@ -33,5 +49,10 @@ export class UpstreamCalls {
         ),
       ),
     );
+  }
+
+  /** The call waits for the rate limit's verdict before it is sent, not before it is built. */
+  private call(p: PreparedCompletion, signal: AbortSignal): UpstreamCall {
+    return { signal, sendAfter: p.admission.admitted() };
   }
 }

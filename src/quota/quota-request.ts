@@ -3,6 +3,7 @@ import { ParleyError } from '../common/errors/parley-error.js';
 import type { TenantScopedRequest } from '../tenants/tenant-access.guard.js';
 import type { TenantConfigService } from '../tenants/tenant-config.service.js';
 import type { TenantConfig } from '../tenants/tenant-config.types.js';
+import type { Admission } from './rate-limit/admission.js';
 
 /** A tenant-scoped request as the quota guards leave it. */
 export interface QuotaRequest extends TenantScopedRequest {
@@ -11,6 +12,8 @@ export interface QuotaRequest extends TenantScopedRequest {
    * limit, so that TokenBalanceGuard needs no second one. Absent when the tenant has no token quota.
    */
   parleyBalance?: number;
+  /** The rate limit's verdict, set by TenantRateLimitGuard; it may still be on its way. */
+  parleyAdmission?: Admission;
 }
 
 /** The caller and the tenant's config on a route behind TenantAccessGuard. */

@@ -333,6 +333,43 @@ describe('quota in one instance', () => {
       expect(Number(third.headers.get('retry-after'))).toBeLessThanOrEqual(30);
     });
 
+    it('limits a tenant without a token quota the same way: a refusal beats a bad body and reaches no provider', async () => {
+      const tenant = await tenantWith({
+        balance: null,
+        tenant: { rate_limit: { requests: 2, window_s: 60 }, settings: { token_quota: false } },
+      });
+      const first = await post(t, tenant.token, ask());
+      const second = await post(t, tenant.token, ask({ stream: true }));
+      expect([first.status, second.status]).toEqual([200, 200]);
+      expectRateHeaders(first, 2, 1, 60);
+      expectRateHeaders(second, 2, 0, 60);
+      expect(second.payloads!.at(-1)).toBe('[DONE]');
+
+      // Over the limit: a 429 before any SSE frame, and for a body that is also invalid (a 400 alone).
+      const overLimit = [
+        ask(),
+        ask({ stream: true }),
+        ask({ temperature: 5 }),
+        ask({ model: 'no-such-model' }),
+      ];
+      for (const body of overLimit) {
+        const refused = await post(t, tenant.token, body);
+        expectError(refused, 429, 'rate_limit_exceeded', 'Rate limit exceeded');
+        expectRateHeaders(refused, 2, 0, 60);
+        expect(Number(refused.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
+      }
+      expect(sim.requestCount).toBe(2);
+
+      // Under the limit, the same bad body is the 400 it always was.
+      const other = await tenantWith({ balance: null, tenant: { settings: { token_quota: false } } });
+      const invalid = await post(t, other.token, ask({ temperature: 5 }));
+      expectError(invalid, 400, 'invalid_value');
+      expect(invalid.body!.error.param).toBe('temperature');
+      expect(invalid.headers.get('x-ratelimit-remaining-requests')).toBe(
+        String(t.config.defaultRateLimitRequests - 1),
+      );
+    });
+
     it('answers 401 and 403 before the quota checks, without rate limit headers', async () => {
       const tenant = await tenantWith();
       const anonymous = await request(t.url).post(`/${tenant.tenantId}${COMPLETIONS}`).send(ask());

@@ -95,6 +95,43 @@ describe(TenantRateLimitGuard.name, () => {
     expect(err).toMatchObject({ status: 503, code: 'service_unavailable' });
   });
 
+  it('lets a tenant without a token quota through at once; the verdict follows on the request', async () => {
+    const tenant = tenantConfig({
+      rateLimit: { requests: 1, windowS: 30 },
+      settings: { token_quota: false },
+    });
+    const { sut } = setup(tenant);
+    const first = fakeHttp(tenant);
+    await expect(sut.canActivate(first.context)).resolves.toBe(true);
+    await expect(first.req.parleyAdmission!.verdict).resolves.toBeUndefined();
+    expect(first.headers['x-ratelimit-remaining-requests']).toBe('0');
+
+    const second = fakeHttp(tenant);
+    await expect(sut.canActivate(second.context)).resolves.toBe(true);
+    const refusal = await second.req.parleyAdmission!.verdict;
+    expect(refusal).toMatchObject({ status: 429, code: 'rate_limit_exceeded' });
+    expect(refusal!.headers['Retry-After']).toBe('30');
+    expect(second.headers).toMatchObject({
+      'x-ratelimit-limit-requests': '1',
+      'x-ratelimit-remaining-requests': '0',
+    });
+    expect(second.req.parleyBalance).toBeUndefined();
+  });
+
+  it('gives a 503 verdict while the store is unreachable, for a tenant without a token quota', async () => {
+    const tenant = tenantConfig({ settings: { token_quota: false } });
+    const sut = new TenantRateLimitGuard(
+      new StoreThrottlerStorage(unreachableStore()),
+      fakeTenantConfigs(tenant),
+    );
+    const http = fakeHttp(tenant);
+    await expect(sut.canActivate(http.context)).resolves.toBe(true);
+    await expect(http.req.parleyAdmission!.verdict).resolves.toMatchObject({
+      status: 503,
+      code: 'service_unavailable',
+    });
+  });
+
   it('refuses to run before the tenant guard', async () => {
     const tenant = tenantConfig();
     const { sut } = setup(tenant);

@@ -1,10 +1,13 @@
 import { type CanActivate, type ExecutionContext, Injectable, Logger } from '@nestjs/common';
 import type { FastifyReply } from 'fastify';
+import type { ServerResponse } from 'node:http';
 import { ParleyError } from '../../common/errors/parley-error.js';
 import { TenantConfigService } from '../../tenants/tenant-config.service.js';
+import type { TenantConfig } from '../../tenants/tenant-config.types.js';
 import { balanceKey } from '../balance/balance-keys.js';
 import { OutageLog, type QuotaRequest, storeUnavailable, tenantOfRequest } from '../quota-request.js';
 import { isTokenQuotaEnforced } from '../quota-settings.js';
+import { Admission } from './admission.js';
 import { formatDuration, retryAfterSeconds } from './format-duration.js';
 import { type RateLimitHit, StoreThrottlerStorage } from './store-throttler.storage.js';
 
@@ -17,12 +20,15 @@ export const RATE_LIMIT_HEADERS = {
 /**
  * The per-tenant rate limit (pipeline step 4), after TenantAccessGuard: `rateLimit.requests` per
  * `rateLimit.windowS` for the whole tenant (its own limit, else the configured default), counted in
- * the store so that it is exact across instances. Sets the `x-ratelimit-*-requests` headers before
- * the handler runs (so JSON, SSE and error answers all carry them); over the limit: 429
- * `rate_limit_exceeded` with `Retry-After`. The store unreachable: 503 (fail closed).
+ * the store so that it is exact across instances. Sets the `x-ratelimit-*-requests` headers once
+ * the store has answered (before anything is written, since everything written waits for the
+ * verdict); over the limit: 429 `rate_limit_exceeded` with `Retry-After`. The store unreachable: 503
+ * (fail closed).
  *
- * When the tenant has a token quota, the same round trip also reads the caller's balance for
- * TokenBalanceGuard (`req.parleyBalance`).
+ * The verdict is left on the request (`Admission`). When the tenant has a token quota, the same round
+ * trip reads the caller's balance for TokenBalanceGuard (`req.parleyBalance`), so the guard waits
+ * for it and throws a refusal itself. Without one, nothing before the provider call depends on it:
+ * the guard lets the request through at once and the round trip overlaps its preparation.
  */
 @Injectable()
 export class TenantRateLimitGuard implements CanActivate {
@@ -36,33 +42,48 @@ export class TenantRateLimitGuard implements CanActivate {
   async canActivate(context: ExecutionContext): Promise<boolean> {
     const http = context.switchToHttp();
     const req = http.getRequest<QuotaRequest>();
+    const { userId, tenant } = await tenantOfRequest(req, this.tenants, TenantRateLimitGuard.name);
+    const metered = isTokenQuotaEnforced(tenant);
     // On the raw response, so streamed and hijacked answers carry them too.
     const res = http.getResponse<FastifyReply>().raw;
-    const { userId, tenant } = await tenantOfRequest(req, this.tenants, TenantRateLimitGuard.name);
+    const admission = Admission.pending(this.verdict(req, res, tenant, metered ? userId : undefined));
+    req.parleyAdmission = admission;
+    if (metered) await admission.admitted();
+    return true;
+  }
+
+  /** Counts the hit; resolves to the refusal, if any (never rejects). `balanceOf`: also peek that user's balance. */
+  private async verdict(
+    req: QuotaRequest,
+    res: ServerResponse,
+    tenant: TenantConfig,
+    balanceOf: string | undefined,
+  ): Promise<ParleyError | undefined> {
     const { requests: limit, windowS } = tenant.rateLimit;
     const windowMs = windowS * 1000;
     let hit: RateLimitHit;
     try {
-      if (isTokenQuotaEnforced(tenant)) {
-        const result = await this.storage.hitAndPeek(tenant.id, windowMs, balanceKey(tenant.id, userId));
+      if (balanceOf === undefined) {
+        hit = await this.storage.hit(tenant.id, windowMs);
+      } else {
+        const result = await this.storage.hitAndPeek(tenant.id, windowMs, balanceKey(tenant.id, balanceOf));
         req.parleyBalance = result.peeked;
         hit = result;
-      } else {
-        hit = await this.storage.hit(tenant.id, windowMs);
       }
     } catch (err) {
       this.outage.failed(err);
-      throw storeUnavailable('Rate limiting', err);
+      return storeUnavailable('Rate limiting', err);
     }
     this.outage.succeeded();
-    res.setHeader(RATE_LIMIT_HEADERS.limit, String(limit));
-    res.setHeader(RATE_LIMIT_HEADERS.remaining, String(Math.max(0, limit - hit.hits)));
-    res.setHeader(RATE_LIMIT_HEADERS.reset, formatDuration(hit.resetMs));
-    if (hit.hits > limit) {
-      throw new ParleyError('rate_limit_exceeded', 'Rate limit exceeded', {
-        headers: { 'Retry-After': String(retryAfterSeconds(hit.resetMs)) },
-      });
+    // Already sent only when an SSE stream's first-event wait ran out before the store answered.
+    if (!res.headersSent) {
+      res.setHeader(RATE_LIMIT_HEADERS.limit, String(limit));
+      res.setHeader(RATE_LIMIT_HEADERS.remaining, String(Math.max(0, limit - hit.hits)));
+      res.setHeader(RATE_LIMIT_HEADERS.reset, formatDuration(hit.resetMs));
     }
-    return true;
+    if (hit.hits <= limit) return undefined;
+    return new ParleyError('rate_limit_exceeded', 'Rate limit exceeded', {
+      headers: { 'Retry-After': String(retryAfterSeconds(hit.resetMs)) },
+    });
   }
 }
