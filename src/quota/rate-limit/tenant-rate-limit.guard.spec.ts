@@ -118,6 +118,18 @@ describe(TenantRateLimitGuard.name, () => {
     expect(second.req.parleyBalance).toBeUndefined();
   });
 
+  it('waits for the verdict when another one is on its way', async () => {
+    const tenant = tenantConfig({
+      rateLimit: { requests: 1, windowS: 30 },
+      settings: { token_quota: false },
+    });
+    const { sut } = setup(tenant);
+    const first = sut.canActivate(fakeHttp(tenant).context);
+    const second = sut.canActivate(fakeHttp(tenant).context);
+    await expect(first).resolves.toBe(true);
+    expect(await rejection(second)).toMatchObject({ status: 429, code: 'rate_limit_exceeded' });
+  });
+
   it('gives a 503 verdict while the store is unreachable, for a tenant without a token quota', async () => {
     const tenant = tenantConfig({ settings: { token_quota: false } });
     const sut = new TenantRateLimitGuard(
