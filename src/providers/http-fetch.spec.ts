@@ -148,6 +148,29 @@ describe(createHttpFetch.name, () => {
     expect(await res.text()).toBe('bad');
   });
 
+  it("gives an answer's headers as fetch does: sorted, joined, set-cookie apart, immutable", async () => {
+    const res = await sut(`${base}/many-headers`);
+    const fetched = await fetch(`${base}/many-headers`);
+    // The same view as undici's, whichever way it is read.
+    expect(res.headers).toBeInstanceOf(Headers);
+    expect([...res.headers]).toEqual([...fetched.headers]);
+    expect([...res.headers.entries()]).toEqual([...fetched.headers.entries()]);
+    expect([...res.headers.keys()]).toEqual([...fetched.headers.keys()]);
+    expect([...res.headers.values()]).toEqual([...fetched.headers.values()]);
+    const seen: string[] = [];
+    res.headers.forEach((value, name) => seen.push(`${name}=${value}`));
+    expect(seen).toEqual([...fetched.headers].map(([name, value]) => `${name}=${value}`));
+    expect(res.headers.get('Set-Cookie')).toBe(fetched.headers.get('set-cookie'));
+    expect(res.headers.get('x-missing')).toBeNull();
+    expect(res.headers.has('Content-Type')).toBe(true);
+    expect(new Headers(res.headers).get('x-twice')).toBe('1, 2');
+    expect(() => res.headers.set('x-new', '1')).toThrow(TypeError);
+    expect(() => res.headers.append('x-new', '1')).toThrow(TypeError);
+    expect(() => res.headers.delete('x-twice')).toThrow(TypeError);
+    // The standard Response built for other reads carries them too.
+    expect(res.clone().headers.getSetCookie()).toEqual(['a=1', 'b=2']);
+  });
+
   it('streams the body as it arrives', async () => {
     const res = await sut(`${base}/stream`);
     expect(res.bodyUsed).toBe(false);

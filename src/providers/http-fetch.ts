@@ -243,6 +243,72 @@ class StreamedBody implements AsyncIterable<Uint8Array> {
   }
 }
 
+/**
+ * An answer's headers as fetch gives them: immutable, names in lower case, a repeated field's values
+ * joined with ", " (set-cookie kept apart), iterated in name order. Built once from node:http's raw
+ * list: the SDK reads every answer's headers several times (for a debug log too, even with logging
+ * off), and a WHATWG Headers validates each field on the way in and sorts itself on every iteration.
+ */
+// Extended as a plain class: undici's types declare Headers' methods as fields, which a subclass's
+// methods cannot override in TypeScript; at run time these are ordinary method overrides.
+class AnswerHeaders extends (Headers as new () => object) {
+  readonly #values = new Map<string, string>();
+  readonly #cookies: string[] = [];
+  readonly #sorted: [string, string][];
+
+  constructor(rawHeaders: string[]) {
+    super();
+    for (let i = 0; i < rawHeaders.length; i += 2) {
+      const name = rawHeaders[i].toLowerCase();
+      const value = rawHeaders[i + 1];
+      if (name === 'set-cookie') this.#cookies.push(value);
+      const seen = this.#values.get(name);
+      this.#values.set(name, seen === undefined ? value : `${seen}, ${value}`);
+    }
+    const names = [...this.#values.keys()].sort();
+    this.#sorted = names.flatMap((name): [string, string][] =>
+      name === 'set-cookie'
+        ? this.#cookies.map((cookie) => [name, cookie])
+        : [[name, this.#values.get(name)!]],
+    );
+  }
+
+  get(name: string): string | null {
+    return this.#values.get(name.toLowerCase()) ?? null;
+  }
+  has(name: string): boolean {
+    return this.#values.has(name.toLowerCase());
+  }
+  getSetCookie(): string[] {
+    return [...this.#cookies];
+  }
+  forEach(callback: (value: string, name: string, parent: this) => void, thisArg?: unknown): void {
+    for (const [name, value] of this.#sorted) callback.call(thisArg, value, name, this);
+  }
+  entries(): IterableIterator<[string, string]> {
+    return this.#sorted.values();
+  }
+  keys(): IterableIterator<string> {
+    return this.#sorted.map(([name]) => name).values();
+  }
+  values(): IterableIterator<string> {
+    return this.#sorted.map(([, value]) => value).values();
+  }
+  [Symbol.iterator](): IterableIterator<[string, string]> {
+    return this.entries();
+  }
+  // A fetch answer's headers are immutable.
+  append(): never {
+    throw new TypeError('immutable');
+  }
+  set(): never {
+    throw new TypeError('immutable');
+  }
+  delete(): never {
+    throw new TypeError('immutable');
+  }
+}
+
 /** Decodes as `Response.text()` does: UTF-8, a leading BOM dropped, bad bytes replaced. */
 const utf8 = new TextDecoder();
 
@@ -260,15 +326,20 @@ class IncomingResponse extends Response {
   #used = false;
   #standard: Response | undefined;
 
+  readonly #headers: Headers;
+
   constructor(
     meta: { status: number; statusText: string; rawHeaders: string[] },
     source: Uint8Array | StreamedBody | null,
   ) {
     super(null, { status: meta.status, statusText: meta.statusText });
-    // Appended to the Response's own headers: passing them in the init would copy them once more.
-    const { rawHeaders } = meta;
-    for (let i = 0; i < rawHeaders.length; i += 2) this.headers.append(rawHeaders[i], rawHeaders[i + 1]);
+    this.#headers = new AnswerHeaders(meta.rawHeaders) as unknown as Headers;
     this.#source = source;
+  }
+
+  // @ts-expect-error -- as `body`.
+  override get headers(): Headers {
+    return this.#headers;
   }
 
   /** A stream's body is the StreamedBody itself: iterable, with ReadableStream's API. */
