@@ -51,7 +51,10 @@ export class TenantRateLimitGuard implements CanActivate {
     const alone = this.verdictsInFlight === 0;
     this.verdictsInFlight++;
     const verdict = this.verdict(req, res, tenant, metered ? userId : undefined);
-    void verdict.finally(() => this.verdictsInFlight--);
+    const settled = (): void => {
+      this.verdictsInFlight--;
+    };
+    void verdict.then(settled, settled);
     const admission = Admission.pending(verdict);
     req.parleyAdmission = admission;
     // Overlapping pays when the instance is quiet: the round trip is then pure waiting. Under load
