@@ -333,7 +333,7 @@ class IncomingResponse extends Response {
     source: Uint8Array | StreamedBody | null,
   ) {
     super(null, { status: meta.status, statusText: meta.statusText });
-    this.#headers = new AnswerHeaders(meta.rawHeaders) as unknown as Headers;
+    this.#headers = new AnswerHeaders(meta.rawHeaders);
     this.#source = source;
   }
 
