@@ -1,8 +1,9 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import { randomUUID } from 'node:crypto';
 import type { ChatCompletion, ChatCompletionChunk } from 'openai/resources/chat/completions';
-import { concat, concatMap, defer, EMPTY, filter, finalize, from, map, of, tap, type Observable } from 'rxjs';
+import { concat, defer, EMPTY, filter, finalize, from, map, of, tap, type Observable } from 'rxjs';
 import type { TenantContext } from '../common/context/request-context.js';
+import { beforeFirst } from '../common/rx/before-first.js';
 import type { AppConfig } from '../config/app-config.js';
 import { APP_CONFIG } from '../config/config.module.js';
 import type { ConversationBlock } from '../conversations/conversation.types.js';
@@ -216,12 +217,16 @@ export class CompletionsService {
   stream(p: PreparedCompletion, signal: AbortSignal): Observable<ChatCompletionChunk> {
     const recorder = new TurnRecorder();
     const head: ChunkHead = { id: p.id, created: p.created, model: p.target.model.id };
-    const conversation$ = defer(() => {
+    const conversationChunkNow = (): ChatCompletionChunk | undefined => {
       const block = this.conversationBlock(p, recorder);
-      return block ? of(conversationChunk(head, block)) : EMPTY;
-    });
+      return block ? conversationChunk(head, block) : undefined;
+    };
     let answer$: Observable<ChatCompletionChunk>;
     if (p.tools.serverSide.size > 0) {
+      const conversation$ = defer(() => {
+        const chunk = conversationChunkNow();
+        return chunk ? of(chunk) : EMPTY;
+      });
       answer$ = concat(from(this.loop.stream(p, recorder, signal)), conversation$);
     } else {
       const rewrite = createStreamRewriter({ id: p.id, includeUsage: p.request.includeUsage });
@@ -229,7 +234,7 @@ export class CompletionsService {
         tap((chunk) => recorder.observeChunk(chunk)),
         map(rewrite),
         filter((chunk): chunk is ChatCompletionChunk => chunk !== null),
-        concatMap((chunk, i) => (i === 0 ? concat(conversation$, of(chunk)) : of(chunk))),
+        beforeFirst(conversationChunkNow),
       );
     }
     let status: TurnStatus = 'incomplete';
