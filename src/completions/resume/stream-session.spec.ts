@@ -1,7 +1,7 @@
 import type { Logger } from '@nestjs/common';
 import type { ServerResponse } from 'node:http';
 import type { ChatCompletionChunk } from 'openai/resources/chat/completions';
-import { Observable, Subject, type Subscription } from 'rxjs';
+import { EMPTY, Observable, Subject, type Subscription } from 'rxjs';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { ParleyError } from '../../common/errors/parley-error.js';
 import type { SseFrame } from '../../common/sse/sse-frame.js';
@@ -83,6 +83,7 @@ describe('StreamSession', () => {
   });
 
   it('numbers the frames, hands them to the live client and logs them with [DONE]', async () => {
+    await vi.advanceTimersByTimeAsync(0);
     expect(await log.readMeta(ID)).toMatchObject({ tenantId: 't', userId: 'u', status: 'running' });
     upstream.next(chunk('a'));
     upstream.next(chunk('b'));
@@ -95,6 +96,26 @@ describe('StreamSession', () => {
     expect(frames.slice(0, 2)).toEqual(received);
     expect(frames[2].data).toBe('[DONE]');
     expect(await log.readMeta(ID)).toMatchObject({ status: 'done', lastId: 3 });
+  });
+
+  it('records that it runs once the turn that started it is over, and never after its end', async () => {
+    const set = vi.spyOn(store, 'set');
+    expect(set).not.toHaveBeenCalled();
+    await vi.advanceTimersByTimeAsync(0);
+    expect(await log.readMeta(ID)).toMatchObject({ status: 'running' });
+
+    // A generation that ends within the turn that started it records only its end.
+    set.mockClear();
+    const quick = new StreamSession('chatcmpl-quick', { tenantId: 't', userId: 'u' }, () => EMPTY, {
+      log,
+      logger: { log: vi.fn(), warn: vi.fn() } as unknown as Logger,
+      graceMs: GRACE,
+    });
+    quick.live(res as unknown as ServerResponse).subscribe();
+    await quick.done;
+    await vi.advanceTimersByTimeAsync(0);
+    expect(await log.readMeta('chatcmpl-quick')).toMatchObject({ status: 'done' });
+    expect(set).toHaveBeenCalledTimes(1);
   });
 
   it('writes the frames of one event-loop turn to the log in one store call, after the client has them', async () => {

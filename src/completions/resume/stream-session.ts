@@ -101,7 +101,12 @@ export class StreamSession {
 
   private start(): void {
     this.state = 'running';
-    this.writeMeta();
+    // Written in the loop's check phase, off the way to the upstream call: still long before the
+    // client can know the id (its first frame needs the upstream's answer), and never after the
+    // record of the end, which a generation that ended at once has written already.
+    setImmediate(() => {
+      if (this.state === 'running') this.writeMeta();
+    });
     this.beatTimer = setInterval(() => this.heartbeat(), RESUME_TIMING.ownerBeatMs);
     this.beatTimer.unref();
     let source: Observable<ChatCompletionChunk>;
