@@ -313,6 +313,11 @@ describe(createHttpFetch.name, () => {
       expect(received).toBe(before);
     });
 
+    it('fails, rather than hangs, when node:http refuses it once it may go', async () => {
+      const pending = post({ sendAfter: Promise.resolve(), headers: { 'x-bad': 'line\nbreak' } });
+      await expect(pending).rejects.toThrow(/Invalid character in header/);
+    });
+
     it('is not sent when the signal aborts meanwhile', async () => {
       const gate = deferred();
       const abort = new AbortController();

@@ -62,8 +62,10 @@ export function createHttpFetch(
     if (signal?.aborted) return Promise.reject(signal.reason as Error);
     const method = init.method ?? 'GET';
 
-    const send = (): Promise<Response> =>
-      new Promise<Response>((resolve, reject) => {
+    // One promise for the answer, held or not: chaining the request after the hold would make its
+    // answer pass through a second promise.
+    return new Promise<Response>((resolve, reject) => {
+      const send = (): void => {
         let response: IncomingMessage | undefined;
         const request = (protocol === 'https:' ? https : http).request({
           ...target,
@@ -113,10 +115,19 @@ export function createHttpFetch(
           res.on('error', reject);
         });
         request.end(body ?? undefined);
-      });
-    const held = (init as HeldRequestInit).sendAfter;
-    if (!held) return send();
-    return held.then(() => (signal?.aborted ? Promise.reject(signal.reason as Error) : send()));
+      };
+      const held = (init as HeldRequestInit).sendAfter;
+      if (!held) return send();
+      held.then(() => {
+        if (signal?.aborted) return reject(signal.reason as Error);
+        // Outside the executor a throw (node:http refusing a header) is no rejection by itself.
+        try {
+          send();
+        } catch (e) {
+          reject(e instanceof Error ? e : new TypeError(String(e)));
+        }
+      }, reject);
+    });
   };
 }
 
