@@ -4,14 +4,15 @@ import type {
   ChatCompletionChunk,
   ChatCompletionMessageParam,
 } from 'openai/resources/chat/completions';
-import { catchError, from, mergeMap, throwError, type Observable } from 'rxjs';
+import { from, mergeMap, type Observable } from 'rxjs';
 import type { UpstreamCall } from '../providers/provider-adapter.js';
 import type { PreparedCompletion } from './prepared-completion.js';
 import { completionToChunks } from './wire/chunks.js';
 
 /**
  * One upstream call for a prepared completion, with its messages; streamed or not as asked. It is
- * sent once the rate limit's verdict is in, and fails with the refusal when there is one.
+ * sent once the rate limit's verdict is in, and fails with the refusal when there is one (the
+ * adapters answer a call their fetch never sent with the reason it was held back).
  */
 @Injectable()
 export class UpstreamCalls {
@@ -20,11 +21,7 @@ export class UpstreamCalls {
     messages: ChatCompletionMessageParam[],
     signal: AbortSignal,
   ): Promise<ChatCompletion> {
-    return p.adapter
-      .complete({ ...p.upstream, messages }, p.target, this.call(p, signal))
-      .catch(async (e: unknown) => {
-        throw await p.admission.answerFor(e);
-      });
+    return p.adapter.complete({ ...p.upstream, messages }, p.target, this.call(p, signal));
   }
 
   /** Chunks as the provider streams them; with `provider_stream: false`, made from one completion. */
@@ -33,15 +30,8 @@ export class UpstreamCalls {
     messages: ChatCompletionMessageParam[],
     signal: AbortSignal,
   ): Observable<ChatCompletionChunk> {
-    if (p.providerStream) {
-      return p.adapter
-        .stream({ ...p.upstream, messages }, p.target, this.call(p, signal))
-        .pipe(
-          catchError((e: unknown) =>
-            from(p.admission.answerFor(e)).pipe(mergeMap((answer) => throwError(() => answer))),
-          ),
-        );
-    }
+    if (p.providerStream)
+      return p.adapter.stream({ ...p.upstream, messages }, p.target, this.call(p, signal));
     return from(this.complete(p, messages, signal)).pipe(
       mergeMap((completion) =>
         from(

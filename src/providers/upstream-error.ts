@@ -3,10 +3,14 @@ import { ParleyError } from '../common/errors/parley-error.js';
 
 /**
  * Maps what the SDK throws to Parley's answer: an upstream 4xx keeps its status and message
- * (a client error the caller can fix), 5xx and garbage are 502, unreachable 502, a timeout 504.
+ * (a client error the caller can fix), 5xx and garbage are 502, unreachable 502, a timeout 504,
+ * and a call Parley's fetch never sent fails with Parley's own reason.
  */
 export function toUpstreamError(e: unknown): ParleyError {
   if (e instanceof ParleyError) return e;
+  // Parley's own transport refused to send the call (a `sendAfter` that rejected with the rate
+  // limit's refusal): the SDK reports that as a connection failure, but the answer is the refusal.
+  if (e instanceof OpenAI.APIConnectionError && e.cause instanceof ParleyError) return e.cause;
   if (e instanceof OpenAI.APIConnectionTimeoutError) {
     return new ParleyError('upstream_timeout', 'The provider did not answer in time.', { cause: e });
   }

@@ -592,6 +592,36 @@ describe('quota in one instance', () => {
   });
 });
 
+describe('the rate limit on the gateway path (no persistence, no token quota)', () => {
+  let t: TestApp;
+  let sim: UpstreamSimulator;
+
+  beforeAll(async () => {
+    sim = await UpstreamSimulator.start();
+    // Nothing is stored, so a refused request gets as far as its upstream call, which is held back.
+    t = await createTestApp({ PERSISTENCE: 'off' });
+  });
+  afterAll(async () => {
+    await t?.close();
+    await sim?.stop();
+  });
+
+  it('refuses over the limit with a real 429, streamed or not, without calling the provider', async () => {
+    const tenant = await setupTenant(t, {
+      baseUrl: sim.baseUrl,
+      balance: null,
+      tenant: { rate_limit: { requests: 1, window_s: 60 }, settings: { token_quota: false } },
+    });
+    expect((await post(t, tenant.token, ask({ stream: true }))).status).toBe(200);
+    for (const body of [ask({ stream: true }), ask(), ask({ temperature: 5 })]) {
+      const refused = await post(t, tenant.token, body);
+      expectError(refused, 429, 'rate_limit_exceeded', 'Rate limit exceeded');
+      expectRateHeaders(refused, 1, 0, 60);
+    }
+    expect(sim.requestCount).toBe(1);
+  });
+});
+
 describe(`quota across ${hasRedis ? 'two instances on one Redis' : 'one instance (no Redis)'}`, () => {
   let group: TestAppGroup;
   let apps: TestApp[];
