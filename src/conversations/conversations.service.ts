@@ -3,6 +3,7 @@ import { randomUUID } from 'node:crypto';
 import type { ChatCompletionMessageParam } from 'openai/resources/chat/completions';
 import { WriteCoalescer } from '../common/batch/write-coalescer.js';
 import type { TenantContext } from '../common/context/request-context.js';
+import { errorMessage } from '../common/errors/error-message.js';
 import { ParleyError } from '../common/errors/parley-error.js';
 import { TenantEvents } from '../tenants/tenant-events.service.js';
 import { toConversationBlock, toConversationDto, toMessageDto } from './conversation.mapper.js';
@@ -42,10 +43,6 @@ export const MAX_BACKGROUND_WRITES = 256;
 
 function conversationNotFound(): ParleyError {
   return ParleyError.notFound('Conversation');
-}
-
-function errorText(e: unknown): string {
-  return e instanceof Error ? e.message : String(e);
 }
 
 /** Hints with a value, as stored in the conversation's metadata. */
@@ -132,7 +129,7 @@ export class ConversationsService implements OnModuleInit {
         .deleteTenantData(change.tenantId)
         .catch((e: unknown) =>
           this.logger.error(
-            `Could not remove the conversations of deleted tenant ${change.tenantId}: ${errorText(e)}`,
+            `Could not remove the conversations of deleted tenant ${change.tenantId}: ${errorMessage(e)}`,
           ),
         );
     });
@@ -253,7 +250,7 @@ export class ConversationsService implements OnModuleInit {
     };
     const write = this.creations.write({ ctx, fields, messages: client.rows, identity });
     write.catch((e: unknown) =>
-      this.logger.error(`Could not store new conversation ${identity.id}: ${errorText(e)}`),
+      this.logger.error(`Could not store new conversation ${identity.id}: ${errorMessage(e)}`),
     );
     this.trackWrite(ctx, identity.id, write);
     return { start: newConversationStart(conversation, client.rows, userMessageId), write };
@@ -266,7 +263,7 @@ export class ConversationsService implements OnModuleInit {
       delaysMs: STORE_BACKOFF_MS,
       onRetry: (e, attempt, delayMs) =>
         this.logger.warn(
-          `Storing new conversation ${conversation.identity.id} failed (attempt ${attempt} of ${STORE_ATTEMPTS}), retrying in ${delayMs} ms: ${errorText(e)}`,
+          `Storing new conversation ${conversation.identity.id} failed (attempt ${attempt} of ${STORE_ATTEMPTS}), retrying in ${delayMs} ms: ${errorMessage(e)}`,
         ),
     });
   }
@@ -343,7 +340,7 @@ export class ConversationsService implements OnModuleInit {
           retryable: (e) => !(e instanceof ParleyError),
           onRetry: (e, attempt, delayMs) =>
             this.logger.warn(
-              `Storing the turn of conversation ${conversationId} failed (attempt ${attempt} of ${STORE_ATTEMPTS}), retrying in ${delayMs} ms: ${errorText(e)}`,
+              `Storing the turn of conversation ${conversationId} failed (attempt ${attempt} of ${STORE_ATTEMPTS}), retrying in ${delayMs} ms: ${errorMessage(e)}`,
             ),
         },
       );
@@ -352,7 +349,7 @@ export class ConversationsService implements OnModuleInit {
         this.logger.warn(`Not storing a turn: conversation ${conversationId} is gone (${ctx.tenantId})`);
       } else {
         this.logger.error(
-          `Could not store the turn of conversation ${conversationId} (${ctx.tenantId}, completion ${input.assistant.completionId}) after ${STORE_ATTEMPTS} attempts: ${errorText(e)}`,
+          `Could not store the turn of conversation ${conversationId} (${ctx.tenantId}, completion ${input.assistant.completionId}) after ${STORE_ATTEMPTS} attempts: ${errorMessage(e)}`,
         );
       }
       throw e;
@@ -382,7 +379,7 @@ export class ConversationsService implements OnModuleInit {
     return new Promise((resolve) => {
       setImmediate(() => {
         this.generateTitle(ctx, conversationId, firstUserText, generate).then(resolve, (e: unknown) => {
-          this.logger.warn(`Title generation failed for conversation ${conversationId}: ${errorText(e)}`);
+          this.logger.warn(`Title generation failed for conversation ${conversationId}: ${errorMessage(e)}`);
           resolve(null);
         });
       });

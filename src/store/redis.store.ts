@@ -1,6 +1,7 @@
 import { Logger } from '@nestjs/common';
 import { Redis, type RedisOptions } from 'ioredis';
 import { createHash } from 'node:crypto';
+import { errorMessage } from '../common/errors/error-message.js';
 import {
   type AppendOptions,
   checkAfterId,
@@ -459,10 +460,6 @@ export class RedisStore implements Store {
 
 function scriptCommand(name: string): string {
   return `storeScript_${name}`;
-}
-
-function errorMessage(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
 }
 
 function redactUrl(url: string): string {

@@ -3,6 +3,7 @@ import { DiscoveryService } from '@nestjs/core';
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 import addFormatsModule from 'ajv-formats';
 import type { ChatCompletionFunctionTool, ChatCompletionTool } from 'openai/resources/chat/completions';
+import { errorMessage } from '../common/errors/error-message.js';
 import { Tool, type ToolHandler, type ToolOptions, type ToolParameters } from './tool.decorator.js';
 
 type ProviderWrapper = ReturnType<DiscoveryService['getProviders']>[number];
@@ -239,10 +240,6 @@ function deepFreeze<T>(value: T): T {
     Object.freeze(value);
   }
   return value;
-}
-
-function errorMessage(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
 }
 
 /** Ajv errors as one line a model can act on: `/unit must be equal to one of the allowed values (c, f)`. */

@@ -2,6 +2,7 @@ import { Inject, Injectable, Logger, Optional } from '@nestjs/common';
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { TenantContext } from '../../common/context/request-context.js';
+import { errorMessage } from '../../common/errors/error-message.js';
 import { ParleyError } from '../../common/errors/parley-error.js';
 import type { AppConfig } from '../../config/app-config.js';
 import { APP_CONFIG } from '../../config/config.module.js';
@@ -71,10 +72,6 @@ export interface SettleOutcome {
 }
 
 type FinishReason = 'settlement' | 'release';
-
-function errorMessage(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
-}
 
 /**
  * False when the store surely did not run the command: it is closed, or (RedisStore, which never

@@ -10,6 +10,7 @@ import { InjectRepository } from '@nestjs/typeorm';
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Repository } from 'typeorm';
+import { errorMessage } from '../../common/errors/error-message.js';
 import type { AppConfig } from '../../config/app-config.js';
 import { APP_CONFIG } from '../../config/config.module.js';
 import { DEFAULT_QUOTA_OPTIONS, QUOTA_OPTIONS, type QuotaOptions } from '../quota-options.js';
@@ -64,10 +65,6 @@ function batchColumns(batch: readonly TokenLedgerEntity[]): unknown[][] {
     columns[11][i] = row.createdAt.toISOString();
   }
   return columns;
-}
-
-function errorMessage(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
 }
 
 /**
