@@ -9,6 +9,7 @@ import { MessageEntity } from './entities/message.entity.js';
 import { SystemPromptEntity } from './entities/system-prompt.entity.js';
 import { SystemPromptsController } from './system-prompts.controller.js';
 import { SystemPromptsService } from './system-prompts.service.js';
+import { TurnWriteMarks } from './turn-write-marks.js';
 
 /**
  * Conversations, messages and saved system prompts: the turn API the completion path uses
@@ -17,7 +18,7 @@ import { SystemPromptsService } from './system-prompts.service.js';
 @Module({
   imports: [TypeOrmModule.forFeature([ConversationEntity, MessageEntity, SystemPromptEntity]), TenantsModule],
   controllers: [ConversationsController, SystemPromptsController],
-  providers: [ConversationsRepository, ConversationsService, SystemPromptsService],
+  providers: [ConversationsRepository, ConversationsService, SystemPromptsService, TurnWriteMarks],
   exports: [ConversationsService],
 })
 export class ConversationsModule {}

@@ -1,9 +1,11 @@
 import { describe, expect, it } from 'vitest';
 import type { TenantContext } from '../common/context/request-context.js';
+import { MemoryStore } from '../store/memory.store.js';
 import type { TenantEvents } from '../tenants/tenant-events.service.js';
 import type { StartTurnInput } from './conversation.types.js';
 import type { ConversationsRepository } from './conversations.repository.js';
 import { ConversationsService, MAX_BACKGROUND_WRITES } from './conversations.service.js';
+import { TurnWriteMarks } from './turn-write-marks.js';
 
 /** A repository whose new-conversation inserts, alone or in batches, wait until `commitAll` is called. */
 function slowDatabase() {
@@ -40,7 +42,7 @@ const events = { onChange: () => undefined } as unknown as TenantEvents;
 describe('ConversationsService new conversations while the database falls behind', () => {
   it('answers at once while the backlog is small, then waits for its own write', async () => {
     const db = slowDatabase();
-    const sut = new ConversationsService(db.repo, events);
+    const sut = new ConversationsService(db.repo, events, new TurnWriteMarks(new MemoryStore()));
 
     for (let i = 0; i < MAX_BACKGROUND_WRITES; i++) {
       const start = await sut.startTurn(ctx, input);

@@ -33,6 +33,7 @@ import { assistantTurnToRows, clientTurnToRows, lastAssistantResponseId, rebuild
 import { withRetry } from './retry.js';
 import { chooseSystemPrompt } from './system-prompt-choice.js';
 import { buildTitlePrompt, cleanTitle } from './title.js';
+import { TurnWriteMarks } from './turn-write-marks.js';
 
 const DEFAULT_PAGE = 20;
 /** completeTurn: attempts in all, and the waits between them. */
@@ -93,7 +94,9 @@ export class ConversationsService implements OnModuleInit {
   /**
    * Turn writes (completeTurn) under way on this instance, by caller and conversation: the next
    * turn of a conversation waits for them, so that an answer the client already has is in the
-   * history it continues from (and before its new messages), even when the write is slow.
+   * history it continues from (and before its new messages), even when the write is slow. Every
+   * instance also marks them in the shared store (TurnWriteMarks), for a next turn that reaches
+   * another instance.
    */
   private readonly pendingWrites = new Map<string, Set<Promise<unknown>>>();
   /**
@@ -119,6 +122,7 @@ export class ConversationsService implements OnModuleInit {
   constructor(
     private readonly repo: ConversationsRepository,
     private readonly tenantEvents: TenantEvents,
+    private readonly writeMarks: TurnWriteMarks,
   ) {}
 
   onModuleInit(): void {
@@ -164,7 +168,7 @@ export class ConversationsService implements OnModuleInit {
       if (this.backgroundWrites > MAX_BACKGROUND_WRITES) await write.catch(() => undefined);
       return start;
     }
-    if (continuedId !== null) await this.writesSettled(ctx, continuedId);
+    if (continuedId !== null) await this.allWritesSettled(ctx, continuedId);
     const run =
       continuedId !== null
         ? this.repo.inTransaction.bind(this.repo)
@@ -300,7 +304,9 @@ export class ConversationsService implements OnModuleInit {
     const pending = writes;
     pending.add(write);
     this.backgroundWrites++;
+    const unmark = this.writeMarks.begin(conversationId);
     const done = () => {
+      unmark();
       this.backgroundWrites--;
       pending.delete(write);
       if (pending.size === 0 && this.pendingWrites.get(key) === pending) this.pendingWrites.delete(key);
@@ -312,6 +318,12 @@ export class ConversationsService implements OnModuleInit {
   private async writesSettled(ctx: TenantContext, conversationId: string): Promise<void> {
     const writes = this.pendingWrites.get(this.writeKey(ctx, conversationId));
     if (writes) await Promise.allSettled([...writes]);
+  }
+
+  /** Waits for the turn writes to the conversation under way here, then for other instances' too. */
+  private async allWritesSettled(ctx: TenantContext, conversationId: string): Promise<void> {
+    await this.writesSettled(ctx, conversationId);
+    if (isUuid(conversationId)) await this.writeMarks.settled(conversationId);
   }
 
   private async writeTurn(
@@ -410,7 +422,7 @@ export class ConversationsService implements OnModuleInit {
   }
 
   async get(ctx: TenantContext, conversationId: string): Promise<ConversationDto> {
-    await this.writesSettled(ctx, conversationId);
+    await this.allWritesSettled(ctx, conversationId);
     const conversation = await this.repo.findConversation(ctx, conversationId);
     if (!conversation) throw conversationNotFound();
     return toConversationDto(conversation);
@@ -427,7 +439,7 @@ export class ConversationsService implements OnModuleInit {
   }
 
   async listMessages(ctx: TenantContext, conversationId: string): Promise<MessageListDto> {
-    await this.writesSettled(ctx, conversationId);
+    await this.allWritesSettled(ctx, conversationId);
     // Two reads, so that a conversation without messages answers an empty list, not 404.
     if (!(await this.repo.conversationExists(ctx, conversationId))) throw conversationNotFound();
     const rows = await this.repo.listMessages(ctx, conversationId);
