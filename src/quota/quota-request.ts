@@ -1,4 +1,3 @@
-import { Logger } from '@nestjs/common';
 import { ParleyError } from '../common/errors/parley-error.js';
 import type { TenantScopedRequest } from '../tenants/tenant-access.guard.js';
 import type { TenantConfigService } from '../tenants/tenant-config.service.js';
@@ -37,28 +36,4 @@ export function storeUnavailable(what: string, cause?: unknown): ParleyError {
     headers: { 'Retry-After': '1' },
     cause,
   });
-}
-
-/** Logs a store outage once when it starts and once when it ends, not once per request. */
-export class OutageLog {
-  private down = false;
-
-  constructor(
-    private readonly logger: Logger,
-    private readonly what: string,
-  ) {}
-
-  failed(err: unknown): void {
-    if (this.down) return;
-    this.down = true;
-    this.logger.warn(
-      `${this.what}: the store is unreachable (${err instanceof Error ? err.message : String(err)}); answering 503`,
-    );
-  }
-
-  succeeded(): void {
-    if (!this.down) return;
-    this.down = false;
-    this.logger.log(`${this.what}: the store is reachable again`);
-  }
 }

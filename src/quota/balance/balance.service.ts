@@ -6,11 +6,12 @@ import { errorMessage } from '../../common/errors/error-message.js';
 import { ParleyError } from '../../common/errors/parley-error.js';
 import type { AppConfig } from '../../config/app-config.js';
 import { APP_CONFIG } from '../../config/config.module.js';
+import { OutageLog } from '../../store/outage-log.js';
 import { STORE, StoreClosedError, type Store } from '../../store/store.port.js';
 import { TenantConfigService } from '../../tenants/tenant-config.service.js';
 import { TokenLedgerService } from '../ledger/token-ledger.service.js';
 import { DEFAULT_QUOTA_OPTIONS, QUOTA_OPTIONS, type QuotaOptions } from '../quota-options.js';
-import { OutageLog, storeUnavailable } from '../quota-request.js';
+import { storeUnavailable } from '../quota-request.js';
 import { isTokenQuotaEnforced } from '../quota-settings.js';
 import { balanceKey, reservationKey } from './balance-keys.js';
 import {
@@ -99,7 +100,7 @@ export function insufficientTokens(): ParleyError {
 @Injectable()
 export class BalanceService {
   private readonly logger = new Logger('TokenBalance');
-  private readonly outage = new OutageLog(this.logger, 'Token balances');
+  private readonly outage = new OutageLog(this.logger, 'Token balances', 'answering 503');
   private readonly options: QuotaOptions;
 
   constructor(

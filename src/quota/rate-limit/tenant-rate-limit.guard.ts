@@ -2,10 +2,11 @@ import { type CanActivate, type ExecutionContext, Injectable, Logger } from '@ne
 import type { FastifyReply } from 'fastify';
 import type { ServerResponse } from 'node:http';
 import { ParleyError } from '../../common/errors/parley-error.js';
+import { OutageLog } from '../../store/outage-log.js';
 import { TenantConfigService } from '../../tenants/tenant-config.service.js';
 import type { TenantConfig } from '../../tenants/tenant-config.types.js';
 import { balanceKey } from '../balance/balance-keys.js';
-import { OutageLog, type QuotaRequest, storeUnavailable, tenantOfRequest } from '../quota-request.js';
+import { type QuotaRequest, storeUnavailable, tenantOfRequest } from '../quota-request.js';
 import { isTokenQuotaEnforced } from '../quota-settings.js';
 import { Admission } from './admission.js';
 import { formatDuration, retryAfterSeconds } from './format-duration.js';
@@ -33,7 +34,7 @@ export const RATE_LIMIT_HEADERS = {
  */
 @Injectable()
 export class TenantRateLimitGuard implements CanActivate {
-  private readonly outage = new OutageLog(new Logger('RateLimit'), 'Rate limiting');
+  private readonly outage = new OutageLog(new Logger('RateLimit'), 'Rate limiting', 'answering 503');
   private verdictsInFlight = 0;
 
   constructor(
