@@ -1,4 +1,5 @@
-import { describe, expect, it } from 'vitest';
+import { Logger } from '@nestjs/common';
+import { describe, expect, it, vi } from 'vitest';
 import { MemoryStore } from '../store/memory.store.js';
 import type { Store } from '../store/store.port.js';
 import { TurnWriteMarks } from './turn-write-marks.js';
@@ -48,7 +49,8 @@ describe(TurnWriteMarks.name, () => {
     expect(Date.now() - started).toBeLessThan(50);
   });
 
-  it('never fails a turn when the store does', async () => {
+  it('never fails a turn when the store does, and says so once per outage', async () => {
+    const warn = vi.spyOn(Logger.prototype, 'warn').mockImplementation(() => undefined);
     const broken = new Proxy(new MemoryStore(), {
       get: (target, prop, receiver) =>
         prop === 'get' || prop === 'runScript'
@@ -59,5 +61,11 @@ describe(TurnWriteMarks.name, () => {
     const end = marks.begin(conversation);
     end();
     await expect(marks.settled(conversation)).resolves.toBeUndefined();
+    await expect(marks.settled(conversation)).resolves.toBeUndefined();
+    expect(warn).toHaveBeenCalledTimes(1);
+    expect(warn.mock.calls[0][0]).toMatch(
+      /store is unreachable \(store down\); a turn waits for this instance's writes only/,
+    );
+    warn.mockRestore();
   });
 });

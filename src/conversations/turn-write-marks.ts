@@ -1,5 +1,6 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
-import { errorMessage } from '../common/errors/error-message.js';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { OutageLog } from '../store/outage-log.js';
 import { STORE, type Store, type StoreScript } from '../store/store.port.js';
 
 /** How long a mark outlives the last write that began under it: an instance that died leaves it behind. */
@@ -52,6 +53,11 @@ return n`,
 @Injectable()
 export class TurnWriteMarks {
   private readonly logger = new Logger('Conversations');
+  private readonly outage = new OutageLog(
+    this.logger,
+    'Conversation write marks',
+    "a turn waits for this instance's writes only",
+  );
 
   constructor(@Inject(STORE) private readonly store: Store) {
     store.defineScript(beginScript);
@@ -61,25 +67,13 @@ export class TurnWriteMarks {
   /** Marks a write to the conversation as under way; answers the function that ends the mark. */
   begin(conversationId: string): () => void {
     const key = markKey(conversationId);
-    const begun = this.store.runScript(beginScript.name, [key], [MARK_TTL_MS]).then(
-      () => true,
-      (e: unknown) => {
-        this.logger.warn(`Could not mark a write to conversation ${conversationId}: ${errorMessage(e)}`);
-        return false;
-      },
-    );
+    const begun = this.reached(this.store.runScript(beginScript.name, [key], [MARK_TTL_MS]));
+    // After its own begin: a mark ended before it began would count one write too many. One that
+    // cannot be ended expires.
     return () => {
-      // After its own begin: a mark ended before it began would count one write too many.
-      void begun.then((marked) => {
-        if (!marked) return;
-        this.store
-          .runScript(endScript.name, [key], [])
-          .catch((e: unknown) =>
-            this.logger.warn(
-              `Could not end the write mark of conversation ${conversationId} (it expires): ${errorMessage(e)}`,
-            ),
-          );
-      });
+      void begun.then(
+        (count) => count !== undefined && this.reached(this.store.runScript(endScript.name, [key], [])),
+      );
     };
   }
 
@@ -88,20 +82,29 @@ export class TurnWriteMarks {
     const key = markKey(conversationId);
     const deadline = Date.now() + MAX_WAIT_MS;
     for (let pause = FIRST_POLL_MS; ; pause = Math.min(pause * 2, MAX_POLL_MS)) {
-      let count: string | null;
-      try {
-        count = await this.store.get(key);
-      } catch (e) {
-        this.logger.warn(`Could not check the writes to conversation ${conversationId}: ${errorMessage(e)}`);
-        return;
-      }
-      if (count === null || Number(count) <= 0) return;
+      // Unreadable counts as none: a turn never fails for the store.
+      const count = await this.reached(this.store.get(key));
+      if (!count || Number(count) <= 0) return;
       if (Date.now() >= deadline) {
         this.logger.warn(`Conversation ${conversationId}: another instance's write did not end in time`);
         return;
       }
-      await new Promise((resolve) => setTimeout(resolve, pause));
+      await sleep(pause);
     }
+  }
+
+  /** The store call's answer; undefined when it failed, which is logged once per outage, never thrown. */
+  private reached<T>(call: Promise<T>): Promise<T | undefined> {
+    return call.then(
+      (value) => {
+        this.outage.succeeded();
+        return value;
+      },
+      (err: unknown) => {
+        this.outage.failed(err);
+        return undefined;
+      },
+    );
   }
 }
 
