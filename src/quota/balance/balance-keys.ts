@@ -10,3 +10,8 @@ export function balanceKey(tenantId: string, userId: string): string {
 export function reservationKey(tenantId: string, completionId: string): string {
   return `quota:reservation:${tenantId}:${completionId}`;
 }
+
+/** The user's open reservations with their leases (see balance.scripts.ts). */
+export function openReservationsKey(tenantId: string, userId: string): string {
+  return `quota:open:${tenantId}:${userId}`;
+}

@@ -1,22 +1,29 @@
 import { randomUUID } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Store, StoreScript } from '../../store/store.port.js';
 import { storesUnderTest } from '../quota-test-kit.contract.js';
-import { balanceKey, reservationKey } from './balance-keys.js';
+import { balanceKey, openReservationsKey, reservationKey } from './balance-keys.js';
 import {
   adjustScript,
   BALANCE_SCRIPTS,
   extendScript,
+  reclaimScript,
+  renewScript,
   reserveScript,
   settleScript,
   type AdjustReply,
   type ExtendReply,
+  type ReclaimReply,
   type ReserveReply,
   type SettleReply,
 } from './balance.scripts.js';
 
 const RESERVATION_TTL_MS = 60_000;
 const SETTLED_TTL_MS = 30_000;
+const LEASE_MS = 60_000;
+/** Long enough for the steps before the wait to finish on a busy machine. */
+const SHORT_LEASE_MS = 200;
 
 const stores = (await storesUnderTest()).filter((s) => s.available);
 
@@ -44,37 +51,42 @@ describe.each(stores)('balance scripts on $name', (under) => {
     const userId = `user:${randomUUID()}`; // a colon in the user id changes nothing
     const bKey = balanceKey(tenantId, userId);
     if (balance !== undefined) await store.set(bKey, String(balance));
+    const openKey = openReservationsKey(tenantId, userId);
     const balanceNow = async () => Number((await store.get(bKey)) ?? '0');
-    const reserve = (completionId: string, amount: number) =>
+    const reserve = (completionId: string, amount: number, leaseMs = LEASE_MS) =>
       store.runScript<ReserveReply>(
         reserveScript.name,
-        [bKey, reservationKey(tenantId, completionId)],
-        [amount, RESERVATION_TTL_MS],
+        [bKey, reservationKey(tenantId, completionId), openKey],
+        [amount, RESERVATION_TTL_MS, leaseMs, completionId],
       );
     const settle = (completionId: string, actual: number, attempt: string = randomUUID()) =>
       store.runScript<SettleReply>(
         settleScript.name,
-        [bKey, reservationKey(tenantId, completionId)],
-        [actual, attempt, SETTLED_TTL_MS],
+        [bKey, reservationKey(tenantId, completionId), openKey],
+        [actual, attempt, SETTLED_TTL_MS, completionId],
       );
     const adjust = (delta: number) => store.runScript<AdjustReply>(adjustScript.name, [bKey], [delta]);
     const extend = (completionId: string, extra: number) =>
       store.runScript<ExtendReply>(
         extendScript.name,
-        [bKey, reservationKey(tenantId, completionId)],
-        [extra, RESERVATION_TTL_MS],
+        [bKey, reservationKey(tenantId, completionId), openKey],
+        [extra, RESERVATION_TTL_MS, completionId],
       );
-    return { tenantId, bKey, balanceNow, reserve, settle, adjust, extend };
+    const renew = (leaseMs: number, ...completionIds: string[]) =>
+      store.runScript<number>(renewScript.name, [openKey], [leaseMs, ...completionIds]);
+    const reclaim = () => store.runScript<ReclaimReply>(reclaimScript.name, [bKey, openKey], []);
+    const listed = () => store.get(openKey);
+    return { tenantId, bKey, balanceNow, reserve, settle, adjust, extend, renew, reclaim, listed };
   }
 
   describe('reserve', () => {
     it.each([
-      { balance: undefined, amount: 10, reply: [0, 0, 0] },
-      { balance: 0, amount: 10, reply: [0, 0, 0] },
-      { balance: 100, amount: 10, reply: [1, 10, 90] },
-      { balance: 10, amount: 10, reply: [1, 10, 0] },
-      { balance: 5, amount: 10, reply: [1, 5, 0] },
-      { balance: 1, amount: 32768, reply: [1, 1, 0] },
+      { balance: undefined, amount: 10, reply: [0, 0, 0, 0] },
+      { balance: 0, amount: 10, reply: [0, 0, 0, 0] },
+      { balance: 100, amount: 10, reply: [1, 10, 90, 100] },
+      { balance: 10, amount: 10, reply: [1, 10, 0, 10] },
+      { balance: 5, amount: 10, reply: [1, 5, 0, 5] },
+      { balance: 1, amount: 32768, reply: [1, 1, 0, 1] },
     ])('balance $balance, amount $amount -> $reply', async ({ balance, amount, reply }) => {
       const a = await account(balance);
       expect(await a.reserve('c1', amount)).toEqual(reply);
@@ -96,7 +108,7 @@ describe.each(stores)('balance scripts on $name', (under) => {
     it('never reserves twice for one completion', async () => {
       const a = await account(100);
       await a.reserve('c1', 10);
-      expect(await a.reserve('c1', 10)).toEqual([2, 0, 90]);
+      expect(await a.reserve('c1', 10)).toEqual([2, 0, 90, 90]);
       expect(await a.balanceNow()).toBe(90);
     });
   });
@@ -272,6 +284,63 @@ describe.each(stores)('balance scripts on $name', (under) => {
       await a.adjust(50);
       expect(await a.settle('c1', 20)).toEqual([1, 10, -10, 40, 0, 0]);
       expect(await a.balanceNow()).toBe(40);
+    });
+  });
+
+  describe('leases', () => {
+    it('lists an open reservation with its lease until it is settled', async () => {
+      const a = await account(100);
+      await a.reserve('c1', 10);
+      await a.reserve('c2', 20);
+      expect(await a.listed()).toMatch(/^c1,10,\d+;c2,20,\d+$/);
+      await a.settle('c1', 3);
+      expect(await a.listed()).toMatch(/^c2,20,\d+$/);
+      await a.settle('c2', 3);
+      expect(await a.listed()).toBeNull();
+    });
+
+    it('refunds an expired lease at the next reservation; the late settle charges the usage alone', async () => {
+      const a = await account(100);
+      await a.reserve('c1', 10, 1);
+      await sleep(10);
+      expect(await a.reserve('c2', 10)).toEqual([1, 10, 90, 100, 'c1', 10]);
+      expect(await a.balanceNow()).toBe(90);
+      // c1's instance was alive after all: its usage is charged, its reservation was refunded already.
+      expect(await a.settle('c1', 4)).toEqual([1, 0, -4, 86, 0, 90]);
+      expect(await a.balanceNow()).toBe(86);
+      expect(await a.listed()).toMatch(/^c2,10,\d+$/);
+    });
+
+    it('refunds expired leases when the balance is read', async () => {
+      const a = await account(100);
+      await a.reserve('c1', 10, SHORT_LEASE_MS);
+      await a.reserve('c2', 30, SHORT_LEASE_MS);
+      await a.reserve('c3', 5);
+      await sleep(SHORT_LEASE_MS + 50);
+      expect(await a.reclaim()).toEqual([95, 'c1', 10, 'c2', 30]);
+      expect(await a.reclaim()).toEqual([95]);
+      expect(await a.listed()).toMatch(/^c3,5,\d+$/);
+    });
+
+    it('keeps a renewed lease open', async () => {
+      const a = await account(100);
+      await a.reserve('c1', 10, SHORT_LEASE_MS);
+      await a.reserve('c2', 10, SHORT_LEASE_MS);
+      expect(await a.renew(LEASE_MS, 'c1', 'other')).toBe(1);
+      await sleep(SHORT_LEASE_MS + 50);
+      expect(await a.reclaim()).toEqual([90, 'c2', 10]);
+      expect(await a.renew(LEASE_MS, 'c2')).toBe(0);
+    });
+
+    it('refunds what an extension added too, and extends nothing once refunded', async () => {
+      const a = await account(100);
+      await a.reserve('c1', 10, SHORT_LEASE_MS);
+      await a.extend('c1', 5);
+      expect(await a.listed()).toMatch(/^c1,15,\d+$/);
+      await sleep(SHORT_LEASE_MS + 50);
+      expect(await a.reclaim()).toEqual([100, 'c1', 15]);
+      expect(await a.extend('c1', 5)).toEqual([0, 0, 0, 0]);
+      expect(await a.balanceNow()).toBe(100);
     });
   });
 

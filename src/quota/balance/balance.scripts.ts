@@ -1,7 +1,7 @@
 import type { LocalKv, StoreScript } from '../../store/store.port.js';
 
 /*
- * The only code that changes a token balance: four atomic scripts, each in Lua (Redis) and in an
+ * The only code that changes a token balance: atomic scripts, each in Lua (Redis) and in an
  * equivalent synchronous TypeScript body (the in-process store). Balances are whole tokens and never
  * go below zero; whatever could not be charged is returned as a shortfall for the ledger.
  *
@@ -10,10 +10,32 @@ import type { LocalKv, StoreScript } from '../../store/store.port.js';
  * <balance after reserving>` that lives a few minutes: the same attempt run again (a retry after a lost
  * reply) gets the recorded outcome back, any other attempt is a no-op. So nothing is ever refunded or
  * charged twice, and the caller learns the outcome exactly once per attempt for its ledger row.
+ *
+ * An instance that dies mid-completion never settles. So every open reservation is also listed, with
+ * its amount and a lease deadline, in its user's open-reservations key (`id,reserved,deadline;...`),
+ * and the owning instance renews the lease while the completion runs. A lease that ran out is
+ * reclaimed (refunded to the balance) by the next script that reads the list: the user's next
+ * reservation, or a balance read. A settle that finds its entry reclaimed charges the usage alone.
  */
 
-/** `[status, reserved, balance]`: status 1 reserved, 0 balance below 1 (nothing done), 2 this completion already has a reservation (nothing done). */
-export type ReserveReply = [status: 0 | 1 | 2, reserved: number, balance: number];
+/** Reservations whose lease ran out, refunded by a script: `[completionId, amount, ...]`, oldest first. */
+export type Reclaimed = (string | number)[];
+
+/**
+ * `[status, reserved, balance, balanceBeforeReserving, ...reclaimed]`: status 1 reserved, 0 balance
+ * below 1 (nothing reserved), 2 this completion already has a reservation (nothing reserved).
+ * Expired leases of the user are reclaimed first, whatever the status.
+ */
+export type ReserveReply = [
+  status: 0 | 1 | 2,
+  reserved: number,
+  balance: number,
+  balanceBeforeReserving: number,
+  ...reclaimed: Reclaimed,
+];
+
+/** `[balance, ...reclaimed]`: the balance once the user's expired leases are refunded. */
+export type ReclaimReply = [balance: number, ...reclaimed: Reclaimed];
 
 /**
  * `[0]` no reservation (never made, or expired), `[2]` already settled by another attempt, or
@@ -50,6 +72,57 @@ local function int(v)
 end
 `;
 
+/** The open-reservations list, as Lua and TypeScript alike read and write it. */
+const LUA_OPEN = `
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+local function read_open(key)
+  local entries = {}
+  local raw = redis.call('GET', key)
+  if raw then
+    for id, r, d in string.gmatch(raw, '([^,;]+),(%d+),(%d+)') do
+      entries[#entries + 1] = {id, tonumber(r), tonumber(d)}
+    end
+  end
+  return entries
+end
+local function write_open(key, entries)
+  if #entries == 0 then
+    redis.call('DEL', key)
+    return
+  end
+  local parts = {}
+  for i, e in ipairs(entries) do parts[i] = e[1] .. ',' .. fmt(e[2]) .. ',' .. fmt(e[3]) end
+  redis.call('SET', key, table.concat(parts, ';'))
+end
+local function reclaim(balance_key, open_key, now)
+  local kept, reclaimed, total = {}, {}, 0
+  for _, e in ipairs(read_open(open_key)) do
+    if e[3] <= now then
+      total = total + e[2]
+      reclaimed[#reclaimed + 1] = e[1]
+      reclaimed[#reclaimed + 1] = e[2]
+    else
+      kept[#kept + 1] = e
+    end
+  end
+  local balance
+  if total > 0 then
+    balance = redis.call('INCRBY', balance_key, fmt(total))
+  else
+    balance = int(redis.call('GET', balance_key) or '0')
+  end
+  if #reclaimed > 0 then write_open(open_key, kept) end
+  return kept, balance, reclaimed
+end
+local function with_reclaimed(reply, reclaimed)
+  for _, v in ipairs(reclaimed) do reply[#reply + 1] = v end
+  return reply
+end
+`;
+
 function int(value: string | null): number {
   const n = Number(value ?? '0');
   if (!Number.isSafeInteger(n)) throw new Error('ERR not an integer');
@@ -60,44 +133,105 @@ function balanceOf(kv: LocalKv, key: string): number {
   return int(kv.get(key));
 }
 
+interface OpenEntry {
+  id: string;
+  reserved: number;
+  deadline: number;
+}
+
+function readOpen(kv: LocalKv, key: string): OpenEntry[] {
+  const raw = kv.get(key);
+  if (raw === null) return [];
+  return [...raw.matchAll(/([^,;]+),(\d+),(\d+)/g)].map((m) => ({
+    id: m[1],
+    reserved: Number(m[2]),
+    deadline: Number(m[3]),
+  }));
+}
+
+function writeOpen(kv: LocalKv, key: string, entries: readonly OpenEntry[]): void {
+  if (entries.length === 0) kv.del(key);
+  else kv.set(key, entries.map((e) => `${e.id},${e.reserved},${e.deadline}`).join(';'));
+}
+
+/** Refunds the user's expired leases: the entries still open, the balance after, what was reclaimed. */
+function reclaimLocal(
+  kv: LocalKv,
+  balanceKey: string,
+  openKey: string,
+  now: number,
+): { open: OpenEntry[]; balance: number; reclaimed: Reclaimed } {
+  const open: OpenEntry[] = [];
+  const reclaimed: Reclaimed = [];
+  let total = 0;
+  for (const entry of readOpen(kv, openKey)) {
+    if (entry.deadline <= now) {
+      total += entry.reserved;
+      reclaimed.push(entry.id, entry.reserved);
+    } else {
+      open.push(entry);
+    }
+  }
+  const balance = total > 0 ? kv.incrBy(balanceKey, total) : balanceOf(kv, balanceKey);
+  if (reclaimed.length > 0) writeOpen(kv, openKey, open);
+  return { open, balance, reclaimed };
+}
+
+/** Takes the completion's entry out of the list; null when it is not there (its lease was reclaimed). */
+function takeOpen(kv: LocalKv, key: string, id: string): OpenEntry | null {
+  const entries = readOpen(kv, key);
+  const index = entries.findIndex((e) => e.id === id);
+  if (index < 0) return null;
+  const [entry] = entries.splice(index, 1);
+  writeOpen(kv, key, entries);
+  return entry;
+}
+
 /**
- * KEYS: balance, reservation. ARGV: amount to reserve (a positive integer), reservation TTL (ms).
- * Balance < 1: nothing happens. Otherwise reserves min(amount, balance), debits it and records the
- * reservation with its TTL.
+ * KEYS: balance, reservation, open reservations. ARGV: amount to reserve (a positive integer),
+ * reservation TTL (ms), lease (ms), completion id. Reclaims the user's expired leases, then: balance < 1,
+ * nothing more happens; otherwise reserves min(amount, balance), debits it, records the reservation
+ * with its TTL and lists it as open with its lease.
  */
 export const reserveScript: StoreScript<ReserveReply> = {
   name: 'quota_reserve',
-  numberOfKeys: 2,
-  lua: `${LUA_HELPERS}
-local balance = int(redis.call('GET', KEYS[1]) or '0')
-if redis.call('EXISTS', KEYS[2]) == 1 then return {2, 0, balance} end
-if balance < 1 then return {0, 0, balance} end
+  numberOfKeys: 3,
+  lua: `${LUA_HELPERS}${LUA_OPEN}
+local now = now_ms()
+local open, balance, reclaimed = reclaim(KEYS[1], KEYS[3], now)
+if redis.call('EXISTS', KEYS[2]) == 1 then return with_reclaimed({2, 0, balance, balance}, reclaimed) end
+if balance < 1 then return with_reclaimed({0, 0, balance, balance}, reclaimed) end
 local reserved = int(ARGV[1])
 if reserved > balance then reserved = balance end
 local after = redis.call('DECRBY', KEYS[1], fmt(reserved))
 redis.call('SET', KEYS[2], 'R|' .. fmt(reserved) .. '|' .. fmt(after), 'PX', ARGV[2])
-return {1, reserved, after}
+open[#open + 1] = {ARGV[4], reserved, now + int(ARGV[3])}
+write_open(KEYS[3], open)
+return with_reclaimed({1, reserved, after, balance}, reclaimed)
 `,
-  local: (kv, [balanceKey, reservationKey], [amount, ttlMs]) => {
-    const balance = balanceOf(kv, balanceKey);
-    if (kv.get(reservationKey) !== null) return [2, 0, balance];
-    if (balance < 1) return [0, 0, balance];
+  local: (kv, [balanceKey, reservationKey, openKey], [amount, ttlMs, leaseMs, id]) => {
+    const now = Date.now();
+    const { open, balance, reclaimed } = reclaimLocal(kv, balanceKey, openKey, now);
+    if (kv.get(reservationKey) !== null) return [2, 0, balance, balance, ...reclaimed];
+    if (balance < 1) return [0, 0, balance, balance, ...reclaimed];
     const reserved = Math.min(int(amount), balance);
     const after = kv.incrBy(balanceKey, -reserved);
     kv.set(reservationKey, `R|${reserved}|${after}`, Number(ttlMs));
-    return [1, reserved, after];
+    writeOpen(kv, openKey, [...open, { id, reserved, deadline: now + int(leaseMs) }]);
+    return [1, reserved, after, balance, ...reclaimed];
   },
 };
 
 /**
- * KEYS: balance, reservation. ARGV: actual tokens (>= 0), attempt id, tombstone TTL (ms).
- * Refunds `reserved - actual` when positive, or charges the extra but never below zero (the rest is
- * the shortfall). Release is settling with 0 actual tokens.
+ * KEYS: balance, reservation, open reservations. ARGV: actual tokens (>= 0), attempt id, tombstone
+ * TTL (ms), completion id. Refunds `reserved - actual` when positive, or charges the extra but never
+ * below zero (the rest is the shortfall). Release is settling with 0 actual tokens. A reservation
+ * whose lease was reclaimed meanwhile counts as 0 reserved: its refund happened then.
  */
 export const settleScript: StoreScript<SettleReply> = {
   name: 'quota_settle',
-  numberOfKeys: 2,
-  lua: `${LUA_HELPERS}
+  numberOfKeys: 3,
+  lua: `${LUA_HELPERS}${LUA_OPEN}
 local value = redis.call('GET', KEYS[2])
 if not value then return {0} end
 if string.sub(value, 1, 2) == 'S|' then
@@ -107,7 +241,13 @@ if string.sub(value, 1, 2) == 'S|' then
 end
 local r, ra = string.match(value, '^R|(%d+)|(%d+)$')
 if not r then return redis.error_reply('ERR malformed reservation') end
-local reserved = int(r)
+local open, kept, listed = read_open(KEYS[3]), {}, false
+for _, e in ipairs(open) do
+  if e[1] == ARGV[4] then listed = true else kept[#kept + 1] = e end
+end
+if listed then write_open(KEYS[3], kept) end
+local reserved = 0
+if listed then reserved = int(r) end
 local balance = int(redis.call('GET', KEYS[1]) or '0')
 local delta = reserved - int(ARGV[1])
 local shortfall = 0
@@ -120,7 +260,7 @@ if delta ~= 0 then after = redis.call('INCRBY', KEYS[1], fmt(delta)) end
 redis.call('SET', KEYS[2], 'S|' .. ARGV[2] .. '|' .. fmt(reserved) .. '|' .. fmt(delta) .. '|' .. fmt(after) .. '|' .. fmt(shortfall) .. '|' .. ra, 'PX', ARGV[3])
 return {1, reserved, delta, after, shortfall, int(ra)}
 `,
-  local: (kv, [balanceKey, reservationKey], [actual, attempt, ttlMs]) => {
+  local: (kv, [balanceKey, reservationKey, openKey], [actual, attempt, ttlMs, id]) => {
     const value = kv.get(reservationKey);
     if (value === null) return [0];
     if (value.startsWith('S|')) {
@@ -130,7 +270,7 @@ return {1, reserved, delta, after, shortfall, int(ra)}
     }
     const m = /^R\|(\d+)\|(\d+)$/.exec(value);
     if (!m) throw new Error('ERR malformed reservation');
-    const reserved = int(m[1]);
+    const reserved = takeOpen(kv, openKey, id) ? int(m[1]) : 0;
     const balance = balanceOf(kv, balanceKey);
     let delta = reserved - int(actual);
     let shortfall = 0;
@@ -145,18 +285,24 @@ return {1, reserved, delta, after, shortfall, int(ra)}
 };
 
 /**
- * KEYS: balance, reservation. ARGV: extra tokens (a positive integer), reservation TTL (ms, used only if
- * the key somehow has none). Raises an open reservation by min(extra, balance), keeping its TTL: the
- * completion's estimate grew after it reserved (its conversation's history made the prompt longer).
+ * KEYS: balance, reservation, open reservations. ARGV: extra tokens (a positive integer), reservation
+ * TTL (ms, used only if the key somehow has none), completion id. Raises an open reservation by
+ * min(extra, balance), keeping its TTL: the completion's estimate grew after it reserved (its
+ * conversation's history made the prompt longer). Nothing when its lease was reclaimed.
  */
 export const extendScript: StoreScript<ExtendReply> = {
   name: 'quota_extend',
-  numberOfKeys: 2,
-  lua: `${LUA_HELPERS}
+  numberOfKeys: 3,
+  lua: `${LUA_HELPERS}${LUA_OPEN}
 local value = redis.call('GET', KEYS[2])
 if not value then return {0, 0, 0, 0} end
 local r = string.match(value, '^R|(%d+)|%d+$')
 if not r then return {0, 0, 0, 0} end
+local open, entry = read_open(KEYS[3]), nil
+for _, e in ipairs(open) do
+  if e[1] == ARGV[3] then entry = e end
+end
+if not entry then return {0, 0, 0, 0} end
 local balance = int(redis.call('GET', KEYS[1]) or '0')
 local add = int(ARGV[1])
 if add > balance then add = balance end
@@ -167,19 +313,75 @@ local reserved = int(r) + add
 local ttl = redis.call('PTTL', KEYS[2])
 if ttl < 1 then ttl = int(ARGV[2]) end
 redis.call('SET', KEYS[2], 'R|' .. fmt(reserved) .. '|' .. fmt(after), 'PX', ttl)
+entry[2] = entry[2] + add
+write_open(KEYS[3], open)
 return {1, add, reserved, after}
 `,
-  local: (kv, [balanceKey, reservationKey], [extra, ttlMs]) => {
+  local: (kv, [balanceKey, reservationKey, openKey], [extra, ttlMs, id]) => {
     const value = kv.get(reservationKey);
     const m = value === null ? null : /^R\|(\d+)\|\d+$/.exec(value);
-    if (!m) return [0, 0, 0, 0];
+    const open = readOpen(kv, openKey);
+    const entry = open.find((e) => e.id === id);
+    if (!m || !entry) return [0, 0, 0, 0];
     const balance = balanceOf(kv, balanceKey);
     const add = Math.max(0, Math.min(int(extra), balance));
     const after = add > 0 ? kv.incrBy(balanceKey, -add) : balance;
     const reserved = int(m[1]) + add;
     const ttl = kv.pttl(reservationKey);
     kv.set(reservationKey, `R|${reserved}|${after}`, ttl > 0 ? ttl : Number(ttlMs));
+    entry.reserved += add;
+    writeOpen(kv, openKey, open);
     return [1, add, reserved, after];
+  },
+};
+
+/**
+ * KEYS: open reservations. ARGV: lease (ms), then completion ids. Moves the lease deadline of those
+ * still listed to now + lease (their completions are still running on the caller's instance). Returns
+ * how many were renewed.
+ */
+export const renewScript: StoreScript<number> = {
+  name: 'quota_renew',
+  numberOfKeys: 1,
+  lua: `${LUA_HELPERS}${LUA_OPEN}
+local deadline = now_ms() + int(ARGV[1])
+local ids = {}
+for i = 2, #ARGV do ids[ARGV[i]] = true end
+local open, renewed = read_open(KEYS[1]), 0
+for _, e in ipairs(open) do
+  if ids[e[1]] then
+    e[3] = deadline
+    renewed = renewed + 1
+  end
+end
+if renewed > 0 then write_open(KEYS[1], open) end
+return renewed
+`,
+  local: (kv, [openKey], [leaseMs, ...ids]) => {
+    const deadline = Date.now() + int(leaseMs);
+    const open = readOpen(kv, openKey);
+    let renewed = 0;
+    for (const entry of open) {
+      if (!ids.includes(entry.id)) continue;
+      entry.deadline = deadline;
+      renewed++;
+    }
+    if (renewed > 0) writeOpen(kv, openKey, open);
+    return renewed;
+  },
+};
+
+/** KEYS: balance, open reservations. Refunds the user's expired leases; answers the balance after. */
+export const reclaimScript: StoreScript<ReclaimReply> = {
+  name: 'quota_reclaim',
+  numberOfKeys: 2,
+  lua: `${LUA_HELPERS}${LUA_OPEN}
+local _, balance, reclaimed = reclaim(KEYS[1], KEYS[2], now_ms())
+return with_reclaimed({balance}, reclaimed)
+`,
+  local: (kv, [balanceKey, openKey]) => {
+    const { balance, reclaimed } = reclaimLocal(kv, balanceKey, openKey, Date.now());
+    return [balance, ...reclaimed];
   },
 };
 
@@ -214,5 +416,7 @@ export const BALANCE_SCRIPTS: readonly StoreScript<unknown>[] = [
   reserveScript,
   extendScript,
   settleScript,
+  renewScript,
+  reclaimScript,
   adjustScript,
 ];

@@ -40,6 +40,8 @@ function faultyStore(inner: MemoryStore): { store: Store; faults: Fault[]; calls
 }
 
 const OPTIONS: Partial<QuotaOptions> = { settleRetryDelaysMs: [1, 1, 1] };
+/** Long enough for the steps before a wait to finish on a busy machine. */
+const SHORT_LEASE_MS = 200;
 
 describe(BalanceService.name, () => {
   const stores: MemoryStore[] = [];
@@ -67,8 +69,80 @@ describe(BalanceService.name, () => {
       isAdmin: false,
     };
     const ledgerSum = () => rows.reduce((sum, row) => sum + row.delta, 0);
-    return { sut, memory, faults, calls, rows, ctx, tenant, ledgerSum };
+    /** Another instance on the same store and ledger, with its own lease length. */
+    const instance = (reservationLeaseMs: number) => {
+      const other = new BalanceService(
+        memory,
+        { maxReservationTokens } as AppConfig,
+        fakeTenantConfigs(tenant),
+        ledger,
+        {
+          ...OPTIONS,
+          reservationLeaseMs,
+        },
+      );
+      instances.push(other);
+      return other;
+    };
+    return { sut, memory, faults, calls, rows, ctx, tenant, ledgerSum, instance };
   }
+  const instances: BalanceService[] = [];
+  afterEach(() => {
+    for (const each of instances.splice(0)) each.onModuleDestroy();
+  });
+
+  describe('leases', () => {
+    it("refunds a dead instance's reservation once its lease runs out, with a ledger row", async () => {
+      const { sut, ctx, tenant, rows, instance, ledgerSum } = setup();
+      await sut.adjust(tenant.id, ctx.userId, 100);
+      const dead = instance(SHORT_LEASE_MS);
+      await dead.reserve(ctx, 10, 'c1');
+      dead.onModuleDestroy(); // it stops renewing, as a process that died does
+      expect(await sut.get(tenant.id, ctx.userId)).toBe(90);
+      await sleep(SHORT_LEASE_MS + 50);
+      expect(await sut.get(tenant.id, ctx.userId)).toBe(100);
+      expect(rows.at(-1)).toEqual(
+        expect.objectContaining({
+          reason: 'release',
+          completionId: 'c1',
+          delta: 10,
+          balanceAfter: 100,
+          meta: { lease_expired: true },
+        }),
+      );
+      expect(ledgerSum()).toBe(100);
+    });
+
+    it('keeps renewing the leases of the completions it runs', async () => {
+      const { sut, ctx, tenant, instance } = setup();
+      await sut.adjust(tenant.id, ctx.userId, 100);
+      const alive = instance(SHORT_LEASE_MS);
+      const reservation = await alive.reserve(ctx, 10, 'c1');
+      await sleep(3 * SHORT_LEASE_MS);
+      expect(await sut.get(tenant.id, ctx.userId)).toBe(90);
+      expect(await alive.settle(reservation, 4)).toMatchObject({
+        status: 'settled',
+        charged: 4,
+        balance: 96,
+      });
+    });
+
+    it('charges the usage alone when the reservation was refunded before its settlement', async () => {
+      const { sut, ctx, tenant, instance, ledgerSum } = setup();
+      await sut.adjust(tenant.id, ctx.userId, 100);
+      const cutOff = instance(SHORT_LEASE_MS);
+      const reservation = await cutOff.reserve(ctx, 10, 'c1');
+      cutOff.onModuleDestroy();
+      await sleep(SHORT_LEASE_MS + 50);
+      expect(await sut.get(tenant.id, ctx.userId)).toBe(100);
+      expect(await cutOff.settle(reservation, 4)).toMatchObject({
+        status: 'settled',
+        charged: 4,
+        balance: 96,
+      });
+      expect(ledgerSum()).toBe(96);
+    });
+  });
 
   it('reads a missing balance as 0', async () => {
     const { sut, tenant } = setup();

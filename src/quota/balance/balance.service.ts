@@ -1,4 +1,4 @@
-import { Inject, Injectable, Logger, Optional } from '@nestjs/common';
+import { Inject, Injectable, Logger, Optional, type OnModuleDestroy } from '@nestjs/common';
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { TenantContext } from '../../common/context/request-context.js';
@@ -13,15 +13,19 @@ import { TokenLedgerService } from '../ledger/token-ledger.service.js';
 import { DEFAULT_QUOTA_OPTIONS, QUOTA_OPTIONS, type QuotaOptions } from '../quota-options.js';
 import { storeUnavailable } from '../quota-request.js';
 import { isTokenQuotaEnforced } from '../quota-settings.js';
-import { balanceKey, reservationKey } from './balance-keys.js';
+import { balanceKey, openReservationsKey, reservationKey } from './balance-keys.js';
 import {
   adjustScript,
   BALANCE_SCRIPTS,
   extendScript,
+  reclaimScript,
+  renewScript,
   reserveScript,
   settleScript,
   type AdjustReply,
   type ExtendReply,
+  type Reclaimed,
+  type ReclaimReply,
   type ReserveReply,
   type SettleReply,
 } from './balance.scripts.js';
@@ -55,11 +59,11 @@ export type SettleStatus =
   | 'settled'
   /** Settled before (a second settle or release): nothing changed. */
   | 'already_settled'
-  /** No reservation in the store: it expired (RESERVATION_TTL) or never existed; nothing changed. */
+  /** No reservation in the store: it expired (reservationTtlMs) or never existed; nothing changed. */
   | 'not_found'
   /** The tenant has no token quota. */
   | 'not_enforced'
-  /** The store stayed unreachable through every retry: the reservation stays charged until it expires. */
+  /** The store stayed unreachable through every retry: the reservation is refunded when its lease runs out. */
   | 'failed';
 
 export interface SettleOutcome {
@@ -96,12 +100,18 @@ export function insufficientTokens(): ParleyError {
  *
  * Store outages: `get`, `adjust` and `reserve` fail closed with 503 `service_unavailable`; `extend`,
  * `settle` and `release` never reject: settle and release retry (idempotently) and log when they give up.
+ *
+ * While a completion runs, this instance renews its reservation's lease; the reservations of an
+ * instance that died are refunded once their leases run out (see balance.scripts.ts).
  */
 @Injectable()
-export class BalanceService {
+export class BalanceService implements OnModuleDestroy {
   private readonly logger = new Logger('TokenBalance');
   private readonly outage = new OutageLog(this.logger, 'Token balances', 'answering 503');
   private readonly options: QuotaOptions;
+  /** The reservations this instance holds, by completion id: their leases are renewed. */
+  private readonly open = new Map<string, Reservation>();
+  private readonly renewal: NodeJS.Timeout;
 
   constructor(
     @Inject(STORE) private readonly store: Store,
@@ -112,12 +122,25 @@ export class BalanceService {
   ) {
     this.options = { ...DEFAULT_QUOTA_OPTIONS, ...options };
     for (const script of BALANCE_SCRIPTS) store.defineScript(script);
+    this.renewal = setInterval(() => void this.renewLeases(), this.options.reservationLeaseMs / 4);
+    this.renewal.unref();
   }
 
-  /** The balance (0 for a user who never had one). */
+  onModuleDestroy(): void {
+    clearInterval(this.renewal);
+  }
+
+  /** The balance (0 for a user who never had one), once the user's expired leases are refunded. */
   async get(tenantId: string, userId: string): Promise<number> {
-    const raw = await this.guarded(() => this.store.get(balanceKey(tenantId, userId)));
-    return raw === null ? 0 : Number(raw);
+    const [balance, ...reclaimed] = await this.guarded(() =>
+      this.store.runScript<ReclaimReply>(
+        reclaimScript.name,
+        [balanceKey(tenantId, userId), openReservationsKey(tenantId, userId)],
+        [],
+      ),
+    );
+    this.recordReclaimed(tenantId, userId, reclaimed, balance);
+    return balance;
   }
 
   /**
@@ -163,8 +186,12 @@ export class BalanceService {
     try {
       reply = await this.store.runScript<ReserveReply>(
         reserveScript.name,
-        [balanceKey(base.tenantId, base.userId), reservationKey(base.tenantId, completionId)],
-        [amount, this.options.reservationTtlMs],
+        [
+          balanceKey(base.tenantId, base.userId),
+          reservationKey(base.tenantId, completionId),
+          openReservationsKey(base.tenantId, base.userId),
+        ],
+        [amount, this.options.reservationTtlMs, this.options.reservationLeaseMs, completionId],
       );
     } catch (err) {
       this.outage.failed(err);
@@ -181,7 +208,8 @@ export class BalanceService {
       throw storeUnavailable('Token balances', err);
     }
     this.outage.succeeded();
-    const [status, reserved, balance] = reply;
+    const [status, reserved, balance, balanceBeforeReserving, ...reclaimed] = reply;
+    this.recordReclaimed(base.tenantId, base.userId, reclaimed, balanceBeforeReserving);
     if (status === 0) throw insufficientTokens();
     if (status === 2) {
       throw new ParleyError('internal_error', `Completion ${completionId} already has a token reservation.`);
@@ -194,7 +222,9 @@ export class BalanceService {
       completionId,
       meta: { estimate: amount },
     });
-    return { ...base, reserved, estimate: amount, enforced: true };
+    const reservation = { ...base, reserved, estimate: amount, enforced: true };
+    this.open.set(completionId, reservation);
+    return reservation;
   }
 
   /**
@@ -213,8 +243,8 @@ export class BalanceService {
     try {
       reply = await this.store.runScript<ExtendReply>(
         extendScript.name,
-        [balanceKey(tenantId, userId), reservationKey(tenantId, id)],
-        [extra, this.options.reservationTtlMs],
+        [balanceKey(tenantId, userId), reservationKey(tenantId, id), openReservationsKey(tenantId, userId)],
+        [extra, this.options.reservationTtlMs, id],
       );
     } catch (err) {
       // If it ran and only the reply was lost, the settlement finds the larger reservation and
@@ -239,7 +269,9 @@ export class BalanceService {
         meta: { estimate: amount, extension: true },
       });
     }
-    return { ...reservation, reserved: reservation.reserved + added, estimate: amount };
+    const extended = { ...reservation, reserved: reservation.reserved + added, estimate: amount };
+    if (this.open.has(id)) this.open.set(id, extended);
+    return extended;
   }
 
   /**
@@ -263,6 +295,61 @@ export class BalanceService {
   release(reservation: Reservation, meta: SettlementMeta = {}): Promise<SettleOutcome> {
     if (!reservation.enforced) return Promise.resolve(notEnforced());
     return this.finish(reservation, 0, 'release', meta, false);
+  }
+
+  /** One ledger row per reservation a script refunded because its lease ran out. */
+  private recordReclaimed(
+    tenantId: string,
+    userId: string,
+    reclaimed: Reclaimed,
+    balanceAfter: number,
+  ): void {
+    if (reclaimed.length === 0) return;
+    // The script refunded them in order, the last one leaving `balanceAfter`.
+    let balance = balanceAfter;
+    for (let i = reclaimed.length - 2; i >= 0; i -= 2) balance -= Number(reclaimed[i + 1]);
+    for (let i = 0; i < reclaimed.length; i += 2) {
+      const completionId = String(reclaimed[i]);
+      const amount = Number(reclaimed[i + 1]);
+      balance += amount;
+      this.logger.warn(
+        `Refunded ${amount} token(s) reserved by ${tenantId}:${completionId}, whose instance stopped renewing it`,
+      );
+      this.ledger.record({
+        tenantId,
+        userId,
+        completionId,
+        reason: 'release',
+        delta: amount,
+        balanceAfter: balance,
+        meta: { lease_expired: true },
+      });
+    }
+  }
+
+  /** Moves the lease of every reservation this instance holds, one store call per user. */
+  private async renewLeases(): Promise<void> {
+    const byUser = new Map<string, string[]>();
+    for (const { tenantId, userId, id } of this.open.values()) {
+      const key = openReservationsKey(tenantId, userId);
+      const ids = byUser.get(key);
+      if (ids) ids.push(id);
+      else byUser.set(key, [id]);
+    }
+    await Promise.all(
+      [...byUser].map(async ([key, ids]) => {
+        try {
+          await this.store.runScript<number>(
+            renewScript.name,
+            [key],
+            [this.options.reservationLeaseMs, ...ids],
+          );
+          this.outage.succeeded();
+        } catch (err) {
+          this.outage.failed(err);
+        }
+      }),
+    );
   }
 
   private reservationAmount(estimate: number): number {
@@ -296,8 +383,15 @@ export class BalanceService {
     lostReserve: boolean,
   ): Promise<SettleOutcome> {
     const { tenantId, userId, id } = reservation;
-    const keys = [balanceKey(tenantId, userId), reservationKey(tenantId, id)];
+    const keys = [
+      balanceKey(tenantId, userId),
+      reservationKey(tenantId, id),
+      openReservationsKey(tenantId, userId),
+    ];
     const attempt = randomUUID();
+    // Settled or not, this instance stops renewing the lease: one the store never heard settled is
+    // refunded when it runs out.
+    this.open.delete(id);
     const delays = this.options.settleRetryDelaysMs;
     for (let i = 0; ; i++) {
       let reply: SettleReply;
@@ -306,13 +400,14 @@ export class BalanceService {
           actual,
           attempt,
           this.options.settledTtlMs,
+          id,
         ]);
       } catch (err) {
         this.outage.failed(err);
         if (i >= delays.length || err instanceof StoreClosedError) {
           this.logger.error(
             `Could not ${reason === 'release' ? 'release' : 'settle'} the token reservation of ${tenantId}:${id}` +
-              ` (${errorMessage(err)}): it stays charged until it expires`,
+              ` (${errorMessage(err)}): it is refunded when its lease runs out`,
           );
           return { status: 'failed', charged: reservation.reserved, shortfall: 0, balance: null };
         }
@@ -344,6 +439,11 @@ export class BalanceService {
     if (reply[0] === 2) return { status: 'already_settled', charged: 0, shortfall: 0, balance: null };
     const [, reserved, delta, balance, shortfall, balanceAfterReserve] = reply;
     const common = { tenantId, userId, completionId };
+    if (reserved === 0 && reservation.reserved > 0 && !lostReserve) {
+      this.logger.warn(
+        `The token reservation of ${tenantId}:${completionId} was refunded when its lease ran out: charging its usage alone`,
+      );
+    }
     if (lostReserve) {
       this.logger.warn(
         `Rolled back the token reservation of ${tenantId}:${completionId} whose reply was lost`,

@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { AppConfig } from '../../config/app-config.js';
 import { MemoryStore } from '../../store/memory.store.js';
@@ -20,7 +21,7 @@ describe(TokenBalanceGuard.name, () => {
     const tenants = fakeTenantConfigs(tenant);
     const ledger = { record: () => undefined } as unknown as TokenLedgerService;
     const balances = new BalanceService(store, { maxReservationTokens: 1000 } as AppConfig, tenants, ledger);
-    return { store, sut: new TokenBalanceGuard(balances, tenants) };
+    return { store, ledger, tenants, sut: new TokenBalanceGuard(balances, tenants) };
   }
 
   it('answers 429 insufficient_tokens when the balance is below 1', async () => {
@@ -40,15 +41,32 @@ describe(TokenBalanceGuard.name, () => {
     await expect(sut.canActivate(fakeHttp(tenant).context)).resolves.toBe(true);
   });
 
-  it('uses the balance the rate limit guard read, without a store call', async () => {
+  it('uses a positive balance the rate limit guard read, without a store call', async () => {
     const tenant = tenantConfig();
     const { sut } = setup(tenant, unreachableStore());
     const rich = fakeHttp(tenant);
     rich.req.parleyBalance = 5;
     await expect(sut.canActivate(rich.context)).resolves.toBe(true);
-    const poor = fakeHttp(tenant);
-    poor.req.parleyBalance = 0;
-    await expect(sut.canActivate(poor.context)).rejects.toMatchObject({ code: 'insufficient_tokens' });
+  });
+
+  it('reads an empty balance again, refunding the expired leases of an instance that died', async () => {
+    const tenant = tenantConfig();
+    const { sut, store, ledger, tenants } = setup(tenant);
+    await store.set(balanceKey(tenant.id, 'user-1'), '10');
+    const dead = new BalanceService(store, { maxReservationTokens: 1000 } as AppConfig, tenants, ledger, {
+      reservationLeaseMs: 200,
+    });
+    await dead.reserve(
+      { tenantId: tenant.id, userId: 'user-1', claims: { sub: 'user-1' }, isAdmin: false },
+      50,
+      'c1',
+    );
+    dead.onModuleDestroy();
+    const peeked = fakeHttp(tenant);
+    peeked.req.parleyBalance = 0;
+    await expect(sut.canActivate(peeked.context)).rejects.toMatchObject({ code: 'insufficient_tokens' });
+    await sleep(250);
+    await expect(sut.canActivate(peeked.context)).resolves.toBe(true);
   });
 
   it('lets everyone through at once when the tenant has no token quota', async () => {
