@@ -6,11 +6,11 @@ import type {
   ChatCompletionMessageParam,
 } from 'openai/resources/chat/completions';
 import { followAbort } from '../common/abort/follow-abort.js';
-import { ParleyError } from '../common/errors/parley-error.js';
 import { toAsyncIterator } from '../common/rx/to-async-iterator.js';
 import type { AppConfig } from '../config/app-config.js';
 import { APP_CONFIG } from '../config/config.module.js';
 import type { ToolResultMessage } from '../conversations/conversation.types.js';
+import { upstreamSilence } from '../providers/silence-limit.js';
 import { ToolRunner, type ToolOutcome } from '../tools/tool-runner.service.js';
 import type { PreparedCompletion } from './prepared-completion.js';
 import type { TurnRecorder } from './turn-recorder.js';
@@ -33,10 +33,6 @@ export type ToolEvent =
   | { type: 'text'; value: string }
   | { type: 'tool_call'; value: ChatCompletionMessageFunctionToolCall }
   | { type: 'tool_output'; value: { tool_call_id: string; name: string; output: string } };
-
-function inactivityError(ms: number): ParleyError {
-  return new ParleyError('upstream_timeout', `The provider sent nothing for ${ms} ms.`);
-}
 
 /**
  * The tools the client defined itself: sent upstream, never run by Parley. A call to any other
@@ -284,7 +280,7 @@ export class ToolLoop {
     let timedOut = false;
     const timer = setTimeout(() => {
       timedOut = true;
-      guard.abort(inactivityError(ms));
+      guard.abort(upstreamSilence(ms));
     }, ms);
     const unfollow = followAbort(signal, guard);
     try {
@@ -310,7 +306,7 @@ export class ToolLoop {
       return await Promise.race([
         pending,
         new Promise<never>((_resolve, reject) => {
-          timer = setTimeout(() => reject(inactivityError(ms)), ms);
+          timer = setTimeout(() => reject(upstreamSilence(ms)), ms);
           signal.addEventListener('abort', onAbort, { once: true });
         }),
       ]);

@@ -154,6 +154,26 @@ describe('POST /v1/chat/completions (SSE)', () => {
     expect(done).toBe('[DONE]');
   });
 
+  it("ends a stream whose upstream falls silent with upstream_timeout after the provider's timeout", async () => {
+    const slow = await setupTenant(t, { baseUrl: sim.baseUrl, provider: { timeout_ms: 300 } });
+    sim.enqueue({
+      kind: 'stall',
+      afterChunks: 2,
+      text: 'silent right here',
+      chunks: ['silent', ' right', ' here'],
+    });
+    const started = Date.now();
+    const res = await stream(hi, slow.token);
+    expect(res.status).toBe(200);
+    expectStreamConforms(res.payloads);
+    expect(text(res.payloads)).toBe('silent right');
+    const [errorFrame, done] = res.payloads.slice(-2);
+    expect(errorFrame).toMatchObject({ error: { code: 'upstream_timeout', type: 'timeout_error' } });
+    expect(done).toBe('[DONE]');
+    expect(Date.now() - started).toBeLessThan(5_000);
+    await sim.waitForAborted(1);
+  });
+
   it('sends the headers after the first-event wait and pings while the upstream is silent', async () => {
     sim.enqueue({ kind: 'text', text: 'late', delayMs: 1500 });
     const res = await stream(hi);

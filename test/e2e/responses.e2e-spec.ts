@@ -526,6 +526,24 @@ describe('a Responses API provider (POST /v1/responses upstream)', () => {
       expect(done).toBe('[DONE]');
       expect(choiceChunks(res.payloads).every((c) => c.choices[0].finish_reason === null)).toBe(true);
     });
+
+    it("ends a stream whose upstream falls silent with upstream_timeout after the provider's timeout", async () => {
+      const slow = await setupTenant(t, {
+        baseUrl: sim.baseUrl,
+        kind: 'responses',
+        models: MODELS,
+        provider: { timeout_ms: 300 },
+      });
+      sim.enqueue({ kind: 'stall', afterChunks: 2, text: 'silent right here' });
+      const res = await stream(hi, slow.token);
+      expect(res.status).toBe(200);
+      expectStreamConforms(res.payloads);
+      expect(streamedText(res.payloads)).toBe('silent right ');
+      const [errorFrame, done] = res.payloads.slice(-2);
+      expect(errorFrame).toMatchObject({ error: { code: 'upstream_timeout', type: 'timeout_error' } });
+      expect(done).toBe('[DONE]');
+      await sim.waitForAborted(1);
+    });
   });
 
   describe('chaining turns with previous_response_id', () => {

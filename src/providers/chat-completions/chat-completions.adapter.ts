@@ -11,6 +11,7 @@ import {
   type UpstreamChatRequest,
 } from '../provider-adapter.js';
 import type { CompletionTarget } from '../provider.types.js';
+import { SilenceLimit } from '../silence-limit.js';
 import { toUpstreamError } from '../upstream-error.js';
 
 function isCompletion(value: unknown): value is ChatCompletion {
@@ -79,6 +80,7 @@ export class ChatCompletionsAdapter implements ProviderAdapter {
 
       const run = async (): Promise<void> => {
         let finished = false;
+        let silence: SilenceLimit | undefined;
         try {
           const stream = await client.chat.completions.create(
             {
@@ -89,8 +91,10 @@ export class ChatCompletionsAdapter implements ProviderAdapter {
             },
             sdkCallOptions(abort.signal, sendAfter),
           );
+          silence = new SilenceLimit(abort, target.provider.timeoutMs);
           for await (const chunk of stream as AsyncIterable<unknown>) {
             if (abort.signal.aborted) break;
+            silence.heard();
             if (!isChunk(chunk))
               throw new ParleyError(
                 'upstream_error',
@@ -100,8 +104,9 @@ export class ChatCompletionsAdapter implements ProviderAdapter {
             subscriber.next(chunk);
           }
           settled = true;
-          // After an unsubscribe nothing is delivered; an abort from the caller's signal is an error.
-          if (abort.signal.aborted) return subscriber.error(abortError(signal));
+          // After an unsubscribe nothing is delivered; an abort (the caller's, or a silent provider's)
+          // is an error.
+          if (abort.signal.aborted) return subscriber.error(abortError(abort.signal));
           // The SDK ends quietly when the body stops early: no finish_reason means a cut stream.
           if (!finished) {
             throw new ParleyError(
@@ -112,7 +117,9 @@ export class ChatCompletionsAdapter implements ProviderAdapter {
           subscriber.complete();
         } catch (e) {
           settled = true;
-          subscriber.error(abort.signal.aborted ? abortError(signal) : toUpstreamError(e));
+          subscriber.error(abort.signal.aborted ? abortError(abort.signal) : toUpstreamError(e));
+        } finally {
+          silence?.stop();
         }
       };
       void run();

@@ -20,6 +20,9 @@ import {
 import { baseUrlProblem } from '../provider-url.js';
 import { PROVIDER_KINDS, type ProviderKind } from '../provider.types.js';
 
+const TIMEOUT_MS_DESCRIPTION =
+  'How long Parley waits for the provider: for its answer (non-streaming), for the headers, and between two stream events.';
+
 const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 const MAX_HEADERS = 50;
 
@@ -163,7 +166,12 @@ export class CreateProviderDto {
   @IsHeaderRecord()
   headers?: Record<string, string>;
 
-  @ApiPropertyOptional({ default: 120000, minimum: 100, maximum: 3_600_000 })
+  @ApiPropertyOptional({
+    default: 120000,
+    minimum: 100,
+    maximum: 3_600_000,
+    description: TIMEOUT_MS_DESCRIPTION,
+  })
   @IsOptional()
   @IsInt()
   @Min(100)
@@ -235,7 +243,11 @@ export class UpdateProviderDto {
   @IsHeaderRecord()
   headers?: Record<string, string>;
 
-  @ApiPropertyOptional({ minimum: 100, maximum: 3_600_000 })
+  @ApiPropertyOptional({
+    minimum: 100,
+    maximum: 3_600_000,
+    description: TIMEOUT_MS_DESCRIPTION,
+  })
   @ValidateIf((_o, v) => v !== undefined)
   @IsInt()
   @Min(100)

@@ -11,6 +11,7 @@ import {
   type UpstreamChatRequest,
 } from '../provider-adapter.js';
 import type { CompletionTarget } from '../provider.types.js';
+import { SilenceLimit } from '../silence-limit.js';
 import { toUpstreamError } from '../upstream-error.js';
 import { toResponsesRequest } from './responses-request.mapper.js';
 import { responseToChatCompletion } from './responses-response.mapper.js';
@@ -65,6 +66,7 @@ export class ResponsesAdapter implements ProviderAdapter {
       // then, and an abort would only cost an event and two DOMExceptions down the signal chain.
       let settled = false;
       let drainTimer: NodeJS.Timeout | undefined;
+      let silence: SilenceLimit | undefined;
 
       const run = async (): Promise<void> => {
         const params = { ...toResponsesRequest(request, { stream: true }), ...upstreamFields(target) };
@@ -72,22 +74,25 @@ export class ResponsesAdapter implements ProviderAdapter {
         const events = await this.clients
           .clientFor(target.provider)
           .responses.create(params, sdkCallOptions(upstream.signal, sendAfter));
+        silence = new SilenceLimit(upstream, target.provider.timeoutMs);
         // On abort the SDK ends this loop quietly; leaving it early aborts the upstream request.
         for await (const event of events) {
           if (answered) continue;
           if (upstream.signal.aborted) break;
+          silence.heard();
           for (const chunk of mapper.map(event)) {
             if (subscriber.closed) return;
             subscriber.next(chunk);
           }
           if (mapper.done) {
             answered = true;
+            silence.stop();
             drainTimer = setTimeout(() => upstream.abort(), DRAIN_TIMEOUT_MS).unref();
             subscriber.complete();
           }
         }
         if (answered || subscriber.closed) return;
-        if (upstream.signal.aborted) throw aborted(signal);
+        if (upstream.signal.aborted) throw aborted(upstream.signal);
         mapper.finish();
         settled = true;
         subscriber.complete();
@@ -96,9 +101,10 @@ export class ResponsesAdapter implements ProviderAdapter {
       void run()
         .catch((e: unknown) => {
           settled = true;
-          if (!subscriber.closed) subscriber.error(failure(e, signal));
+          if (!subscriber.closed) subscriber.error(failure(e, upstream.signal));
         })
         .finally(() => {
+          silence?.stop();
           clearTimeout(drainTimer);
           unfollow();
         });
