@@ -26,7 +26,8 @@ export interface MemoryStoreOptions {
 
 type Entry =
   | { kind: 'value'; value: string; expiresAt: number | null }
-  | { kind: 'log'; events: StoreEvent[]; expiresAt: number | null };
+  | { kind: 'log'; events: StoreEvent[]; expiresAt: number | null }
+  | { kind: 'hash'; fields: Map<string, string>; expiresAt: number | null };
 
 interface Waiter {
   /** Called after an append to the waited-on key. */
@@ -66,6 +67,23 @@ export class MemoryStore implements Store {
     incrBy: (key, delta) => this.incrValue(key, delta),
     pttl: (key) => this.pttl(key),
     pexpire: (key, ttlMs) => this.pexpire(key, ttlMs),
+    hget: (key, field) => this.hash(key)?.get(field) ?? null,
+    hset: (key, field, value) => {
+      let fields = this.hash(key);
+      if (!fields) {
+        fields = new Map();
+        this.data.set(key, { kind: 'hash', fields, expiresAt: null });
+      }
+      fields.set(field, String(value));
+    },
+    hdel: (key, field) => {
+      const fields = this.hash(key);
+      if (!fields?.delete(field)) return 0;
+      if (fields.size === 0) this.data.delete(key);
+      return 1;
+    },
+    hgetall: (key) => [...(this.hash(key) ?? [])].flat(),
+    hlen: (key) => this.hash(key)?.size ?? 0,
   };
 
   constructor(options: MemoryStoreOptions = {}) {
@@ -271,6 +289,14 @@ export class MemoryStore implements Store {
       return undefined;
     }
     return entry;
+  }
+
+  /** The fields of the hash at a full key, undefined when there is none. */
+  private hash(full: string): Map<string, string> | undefined {
+    const entry = this.entry(full);
+    if (!entry) return undefined;
+    if (entry.kind !== 'hash') throw new Error(WRONGTYPE);
+    return entry.fields;
   }
 
   private getValue(full: string): string | null {

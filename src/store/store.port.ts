@@ -6,8 +6,9 @@
  * - Every key and every pub/sub channel is prefixed with the store's `keyPrefix` (default `parley:`).
  *   Callers always pass un-prefixed names.
  * - TTLs are in milliseconds and must be positive finite numbers (fractions are rounded up).
- * - One key space: a key holds either a plain value (get/set/incrBy) or an event log (append/readAfter).
- *   Using the wrong kind of operation on a key rejects with a `WRONGTYPE` error, as in Redis.
+ * - One key space: a key holds a plain value (get/set/incrBy), an event log (append/readAfter) or,
+ *   made and read by scripts only, a hash. Using the wrong kind of operation on a key rejects with a
+ *   `WRONGTYPE` error, as in Redis.
  * - After `close()` every operation rejects, except `close()` itself (idempotent).
  */
 export interface Store {
@@ -129,6 +130,16 @@ export interface LocalKv {
   pttl(key: string): number;
   /** Like PEXPIRE: true if the key exists (and now has the TTL). */
   pexpire(key: string, ttlMs: number): boolean;
+  /** Like HGET: the field's value, null when the hash or the field does not exist. */
+  hget(key: string, field: string): string | null;
+  /** Like HSET with one field (creates the hash). */
+  hset(key: string, field: string, value: string): void;
+  /** Like HDEL with one field: 1 if it existed, else 0; a hash left empty is deleted. */
+  hdel(key: string, field: string): number;
+  /** Like HGETALL: `[field, value, field, value, ...]`, empty when the hash does not exist. */
+  hgetall(key: string): string[];
+  /** Like HLEN: the number of fields, 0 when the hash does not exist. */
+  hlen(key: string): number;
 }
 
 export const DEFAULT_KEY_PREFIX = 'parley:';

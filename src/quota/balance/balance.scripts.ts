@@ -12,8 +12,8 @@ import type { LocalKv, StoreScript } from '../../store/store.port.js';
  * charged twice, and the caller learns the outcome exactly once per attempt for its ledger row.
  *
  * An instance that dies mid-completion never settles. So every open reservation is also listed, with
- * its amount and a lease deadline, in its user's open-reservations key (`id,reserved,deadline;...`),
- * and the owning instance renews the lease while the completion runs. A lease that ran out is
+ * its amount and a lease deadline, in its user's open-reservations hash, and the owning instance
+ * renews the lease while the completion runs. A lease that ran out is
  * reclaimed (refunded to the balance) by the next script that reads the list: the user's next
  * reservation, or a balance read. A settle that finds its entry reclaimed charges the usage alone.
  */
@@ -72,50 +72,58 @@ local function int(v)
 end
 `;
 
-/** The open-reservations list, as Lua and TypeScript alike read and write it. */
+/**
+ * The open reservations of a user: a hash of `<completion id>` -> `<reserved>,<lease deadline>`, plus
+ * `~next`, a time before which no lease can have run out. Reserving and settling touch one field;
+ * only a script that runs after `~next` (or a balance read) looks at them all, so a user with many
+ * completions under way does not make each one slower.
+ */
+const NEXT = '~next';
+
 const LUA_OPEN = `
+local NEXT = '${NEXT}'
 local function now_ms()
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
-local function read_open(key)
-  local entries = {}
-  local raw = redis.call('GET', key)
-  if raw then
-    for id, r, d in string.gmatch(raw, '([^,;]+),(%d+),(%d+)') do
-      entries[#entries + 1] = {id, tonumber(r), tonumber(d)}
-    end
-  end
-  return entries
+local function parse_open(value)
+  local r, d = string.match(value, '^(%d+),(%d+)$')
+  return tonumber(r), tonumber(d)
 end
-local function write_open(key, entries)
-  if #entries == 0 then
-    redis.call('DEL', key)
-    return
-  end
-  local parts = {}
-  for i, e in ipairs(entries) do parts[i] = e[1] .. ',' .. fmt(e[2]) .. ',' .. fmt(e[3]) end
-  redis.call('SET', key, table.concat(parts, ';'))
+local function open_entry(key, id, reserved, deadline)
+  redis.call('HSET', key, id, fmt(reserved) .. ',' .. fmt(deadline))
+  local next_at = tonumber(redis.call('HGET', key, NEXT) or '')
+  if next_at == nil or deadline < next_at then redis.call('HSET', key, NEXT, fmt(deadline)) end
 end
-local function reclaim(balance_key, open_key, now)
-  local kept, reclaimed, total = {}, {}, 0
-  for _, e in ipairs(read_open(open_key)) do
-    if e[3] <= now then
-      total = total + e[2]
-      reclaimed[#reclaimed + 1] = e[1]
-      reclaimed[#reclaimed + 1] = e[2]
-    else
-      kept[#kept + 1] = e
+local function close_entry(key, id)
+  if redis.call('HDEL', key, id) == 0 then return false end
+  if redis.call('HLEN', key) == 1 then redis.call('DEL', key) end
+  return true
+end
+-- Refunds the leases that ran out (all of them are looked at only once ~next has passed, unless
+-- forced); returns the balance after and the reclaimed ids and amounts.
+local function reclaim(balance_key, open_key, now, force)
+  local reclaimed, total = {}, 0
+  local next_at = tonumber(redis.call('HGET', open_key, NEXT) or '')
+  if next_at ~= nil and (force or next_at <= now) then
+    local fields, earliest = redis.call('HGETALL', open_key), nil
+    for i = 1, #fields, 2 do
+      if fields[i] ~= NEXT then
+        local r, d = parse_open(fields[i + 1])
+        if d <= now then
+          total = total + r
+          reclaimed[#reclaimed + 1] = fields[i]
+          reclaimed[#reclaimed + 1] = r
+          redis.call('HDEL', open_key, fields[i])
+        elseif earliest == nil or d < earliest then
+          earliest = d
+        end
+      end
     end
+    if earliest == nil then redis.call('DEL', open_key) else redis.call('HSET', open_key, NEXT, fmt(earliest)) end
   end
-  local balance
-  if total > 0 then
-    balance = redis.call('INCRBY', balance_key, fmt(total))
-  else
-    balance = int(redis.call('GET', balance_key) or '0')
-  end
-  if #reclaimed > 0 then write_open(open_key, kept) end
-  return kept, balance, reclaimed
+  if total > 0 then return redis.call('INCRBY', balance_key, fmt(total)), reclaimed end
+  return int(redis.call('GET', balance_key) or '0'), reclaimed
 end
 local function with_reclaimed(reply, reclaimed)
   for _, v in ipairs(reclaimed) do reply[#reply + 1] = v end
@@ -133,58 +141,54 @@ function balanceOf(kv: LocalKv, key: string): number {
   return int(kv.get(key));
 }
 
-interface OpenEntry {
-  id: string;
-  reserved: number;
-  deadline: number;
+function parseOpen(value: string): { reserved: number; deadline: number } {
+  const [reserved, deadline] = value.split(',').map(Number);
+  return { reserved, deadline };
 }
 
-function readOpen(kv: LocalKv, key: string): OpenEntry[] {
-  const raw = kv.get(key);
-  if (raw === null) return [];
-  return [...raw.matchAll(/([^,;]+),(\d+),(\d+)/g)].map((m) => ({
-    id: m[1],
-    reserved: Number(m[2]),
-    deadline: Number(m[3]),
-  }));
+function openEntry(kv: LocalKv, key: string, id: string, reserved: number, deadline: number): void {
+  kv.hset(key, id, `${reserved},${deadline}`);
+  const next = kv.hget(key, NEXT);
+  if (next === null || deadline < Number(next)) kv.hset(key, NEXT, String(deadline));
 }
 
-function writeOpen(kv: LocalKv, key: string, entries: readonly OpenEntry[]): void {
-  if (entries.length === 0) kv.del(key);
-  else kv.set(key, entries.map((e) => `${e.id},${e.reserved},${e.deadline}`).join(';'));
+/** Takes the completion's entry out; false when it is not there (its lease was reclaimed). */
+function closeEntry(kv: LocalKv, key: string, id: string): boolean {
+  if (kv.hdel(key, id) === 0) return false;
+  if (kv.hlen(key) === 1) kv.del(key);
+  return true;
 }
 
-/** Refunds the user's expired leases: the entries still open, the balance after, what was reclaimed. */
+/** As the Lua `reclaim`. */
 function reclaimLocal(
   kv: LocalKv,
   balanceKey: string,
   openKey: string,
   now: number,
-): { open: OpenEntry[]; balance: number; reclaimed: Reclaimed } {
-  const open: OpenEntry[] = [];
+  force: boolean,
+): { balance: number; reclaimed: Reclaimed } {
   const reclaimed: Reclaimed = [];
   let total = 0;
-  for (const entry of readOpen(kv, openKey)) {
-    if (entry.deadline <= now) {
-      total += entry.reserved;
-      reclaimed.push(entry.id, entry.reserved);
-    } else {
-      open.push(entry);
+  const next = kv.hget(openKey, NEXT);
+  if (next !== null && (force || Number(next) <= now)) {
+    const fields = kv.hgetall(openKey);
+    let earliest: number | null = null;
+    for (let i = 0; i < fields.length; i += 2) {
+      if (fields[i] === NEXT) continue;
+      const { reserved, deadline } = parseOpen(fields[i + 1]);
+      if (deadline <= now) {
+        total += reserved;
+        reclaimed.push(fields[i], reserved);
+        kv.hdel(openKey, fields[i]);
+      } else if (earliest === null || deadline < earliest) {
+        earliest = deadline;
+      }
     }
+    if (earliest === null) kv.del(openKey);
+    else kv.hset(openKey, NEXT, String(earliest));
   }
   const balance = total > 0 ? kv.incrBy(balanceKey, total) : balanceOf(kv, balanceKey);
-  if (reclaimed.length > 0) writeOpen(kv, openKey, open);
-  return { open, balance, reclaimed };
-}
-
-/** Takes the completion's entry out of the list; null when it is not there (its lease was reclaimed). */
-function takeOpen(kv: LocalKv, key: string, id: string): OpenEntry | null {
-  const entries = readOpen(kv, key);
-  const index = entries.findIndex((e) => e.id === id);
-  if (index < 0) return null;
-  const [entry] = entries.splice(index, 1);
-  writeOpen(kv, key, entries);
-  return entry;
+  return { balance, reclaimed };
 }
 
 /**
@@ -198,26 +202,25 @@ export const reserveScript: StoreScript<ReserveReply> = {
   numberOfKeys: 3,
   lua: `${LUA_HELPERS}${LUA_OPEN}
 local now = now_ms()
-local open, balance, reclaimed = reclaim(KEYS[1], KEYS[3], now)
+local balance, reclaimed = reclaim(KEYS[1], KEYS[3], now, false)
 if redis.call('EXISTS', KEYS[2]) == 1 then return with_reclaimed({2, 0, balance, balance}, reclaimed) end
 if balance < 1 then return with_reclaimed({0, 0, balance, balance}, reclaimed) end
 local reserved = int(ARGV[1])
 if reserved > balance then reserved = balance end
 local after = redis.call('DECRBY', KEYS[1], fmt(reserved))
 redis.call('SET', KEYS[2], 'R|' .. fmt(reserved) .. '|' .. fmt(after), 'PX', ARGV[2])
-open[#open + 1] = {ARGV[4], reserved, now + int(ARGV[3])}
-write_open(KEYS[3], open)
+open_entry(KEYS[3], ARGV[4], reserved, now + int(ARGV[3]))
 return with_reclaimed({1, reserved, after, balance}, reclaimed)
 `,
   local: (kv, [balanceKey, reservationKey, openKey], [amount, ttlMs, leaseMs, id]) => {
     const now = Date.now();
-    const { open, balance, reclaimed } = reclaimLocal(kv, balanceKey, openKey, now);
+    const { balance, reclaimed } = reclaimLocal(kv, balanceKey, openKey, now, false);
     if (kv.get(reservationKey) !== null) return [2, 0, balance, balance, ...reclaimed];
     if (balance < 1) return [0, 0, balance, balance, ...reclaimed];
     const reserved = Math.min(int(amount), balance);
     const after = kv.incrBy(balanceKey, -reserved);
     kv.set(reservationKey, `R|${reserved}|${after}`, Number(ttlMs));
-    writeOpen(kv, openKey, [...open, { id, reserved, deadline: now + int(leaseMs) }]);
+    openEntry(kv, openKey, id, reserved, now + int(leaseMs));
     return [1, reserved, after, balance, ...reclaimed];
   },
 };
@@ -241,11 +244,7 @@ if string.sub(value, 1, 2) == 'S|' then
 end
 local r, ra = string.match(value, '^R|(%d+)|(%d+)$')
 if not r then return redis.error_reply('ERR malformed reservation') end
-local open, kept, listed = read_open(KEYS[3]), {}, false
-for _, e in ipairs(open) do
-  if e[1] == ARGV[4] then listed = true else kept[#kept + 1] = e end
-end
-if listed then write_open(KEYS[3], kept) end
+local listed = close_entry(KEYS[3], ARGV[4])
 local reserved = 0
 if listed then reserved = int(r) end
 local balance = int(redis.call('GET', KEYS[1]) or '0')
@@ -270,7 +269,7 @@ return {1, reserved, delta, after, shortfall, int(ra)}
     }
     const m = /^R\|(\d+)\|(\d+)$/.exec(value);
     if (!m) throw new Error('ERR malformed reservation');
-    const reserved = takeOpen(kv, openKey, id) ? int(m[1]) : 0;
+    const reserved = closeEntry(kv, openKey, id) ? int(m[1]) : 0;
     const balance = balanceOf(kv, balanceKey);
     let delta = reserved - int(actual);
     let shortfall = 0;
@@ -298,10 +297,7 @@ local value = redis.call('GET', KEYS[2])
 if not value then return {0, 0, 0, 0} end
 local r = string.match(value, '^R|(%d+)|%d+$')
 if not r then return {0, 0, 0, 0} end
-local open, entry = read_open(KEYS[3]), nil
-for _, e in ipairs(open) do
-  if e[1] == ARGV[3] then entry = e end
-end
+local entry = redis.call('HGET', KEYS[3], ARGV[3])
 if not entry then return {0, 0, 0, 0} end
 local balance = int(redis.call('GET', KEYS[1]) or '0')
 local add = int(ARGV[1])
@@ -313,24 +309,23 @@ local reserved = int(r) + add
 local ttl = redis.call('PTTL', KEYS[2])
 if ttl < 1 then ttl = int(ARGV[2]) end
 redis.call('SET', KEYS[2], 'R|' .. fmt(reserved) .. '|' .. fmt(after), 'PX', ttl)
-entry[2] = entry[2] + add
-write_open(KEYS[3], open)
+local listed, deadline = parse_open(entry)
+redis.call('HSET', KEYS[3], ARGV[3], fmt(listed + add) .. ',' .. fmt(deadline))
 return {1, add, reserved, after}
 `,
   local: (kv, [balanceKey, reservationKey, openKey], [extra, ttlMs, id]) => {
     const value = kv.get(reservationKey);
     const m = value === null ? null : /^R\|(\d+)\|\d+$/.exec(value);
-    const open = readOpen(kv, openKey);
-    const entry = open.find((e) => e.id === id);
-    if (!m || !entry) return [0, 0, 0, 0];
+    const entry = kv.hget(openKey, id);
+    if (!m || entry === null) return [0, 0, 0, 0];
     const balance = balanceOf(kv, balanceKey);
     const add = Math.max(0, Math.min(int(extra), balance));
     const after = add > 0 ? kv.incrBy(balanceKey, -add) : balance;
     const reserved = int(m[1]) + add;
     const ttl = kv.pttl(reservationKey);
     kv.set(reservationKey, `R|${reserved}|${after}`, ttl > 0 ? ttl : Number(ttlMs));
-    entry.reserved += add;
-    writeOpen(kv, openKey, open);
+    const listed = parseOpen(entry);
+    kv.hset(openKey, id, `${listed.reserved + add},${listed.deadline}`);
     return [1, add, reserved, after];
   },
 };
@@ -345,28 +340,26 @@ export const renewScript: StoreScript<number> = {
   numberOfKeys: 1,
   lua: `${LUA_HELPERS}${LUA_OPEN}
 local deadline = now_ms() + int(ARGV[1])
-local ids = {}
-for i = 2, #ARGV do ids[ARGV[i]] = true end
-local open, renewed = read_open(KEYS[1]), 0
-for _, e in ipairs(open) do
-  if ids[e[1]] then
-    e[3] = deadline
+local renewed = 0
+for i = 2, #ARGV do
+  local entry = redis.call('HGET', KEYS[1], ARGV[i])
+  if entry then
+    local reserved = parse_open(entry)
+    redis.call('HSET', KEYS[1], ARGV[i], fmt(reserved) .. ',' .. fmt(deadline))
     renewed = renewed + 1
   end
 end
-if renewed > 0 then write_open(KEYS[1], open) end
 return renewed
 `,
   local: (kv, [openKey], [leaseMs, ...ids]) => {
     const deadline = Date.now() + int(leaseMs);
-    const open = readOpen(kv, openKey);
     let renewed = 0;
-    for (const entry of open) {
-      if (!ids.includes(entry.id)) continue;
-      entry.deadline = deadline;
+    for (const id of ids) {
+      const entry = kv.hget(openKey, id);
+      if (entry === null) continue;
+      kv.hset(openKey, id, `${parseOpen(entry).reserved},${deadline}`);
       renewed++;
     }
-    if (renewed > 0) writeOpen(kv, openKey, open);
     return renewed;
   },
 };
@@ -376,11 +369,11 @@ export const reclaimScript: StoreScript<ReclaimReply> = {
   name: 'quota_reclaim',
   numberOfKeys: 2,
   lua: `${LUA_HELPERS}${LUA_OPEN}
-local _, balance, reclaimed = reclaim(KEYS[1], KEYS[2], now_ms())
+local balance, reclaimed = reclaim(KEYS[1], KEYS[2], now_ms(), true)
 return with_reclaimed({balance}, reclaimed)
 `,
   local: (kv, [balanceKey, openKey]) => {
-    const { balance, reclaimed } = reclaimLocal(kv, balanceKey, openKey, Date.now());
+    const { balance, reclaimed } = reclaimLocal(kv, balanceKey, openKey, Date.now(), true);
     return [balance, ...reclaimed];
   },
 };
