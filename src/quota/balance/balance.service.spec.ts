@@ -70,7 +70,7 @@ describe(BalanceService.name, () => {
     };
     const ledgerSum = () => rows.reduce((sum, row) => sum + row.delta, 0);
     /** Another instance on the same store and ledger, with its own lease length. */
-    const instance = (reservationLeaseMs: number) => {
+    const instance = (reservationLeaseMs: number, reservationTtlMs?: number) => {
       const other = new BalanceService(
         memory,
         { maxReservationTokens } as AppConfig,
@@ -79,6 +79,7 @@ describe(BalanceService.name, () => {
         {
           ...OPTIONS,
           reservationLeaseMs,
+          ...(reservationTtlMs === undefined ? {} : { reservationTtlMs }),
         },
       );
       instances.push(other);
@@ -125,6 +126,17 @@ describe(BalanceService.name, () => {
         charged: 4,
         balance: 96,
       });
+    });
+
+    it('stops renewing a reservation older than its lifetime, which then goes back to the balance', async () => {
+      const { sut, ctx, tenant, instance } = setup();
+      await sut.adjust(tenant.id, ctx.userId, 100);
+      const leaky = instance(SHORT_LEASE_MS, 2 * SHORT_LEASE_MS);
+      await leaky.reserve(ctx, 10, 'never-settled');
+      await sleep(SHORT_LEASE_MS);
+      expect(await sut.get(tenant.id, ctx.userId)).toBe(90);
+      await sleep(3 * SHORT_LEASE_MS);
+      expect(await sut.get(tenant.id, ctx.userId)).toBe(100);
     });
 
     it('charges the usage alone when the reservation was refunded before its settlement', async () => {

@@ -109,8 +109,8 @@ export class BalanceService implements OnModuleDestroy {
   private readonly logger = new Logger('TokenBalance');
   private readonly outage = new OutageLog(this.logger, 'Token balances', 'answering 503');
   private readonly options: QuotaOptions;
-  /** The reservations this instance holds, by completion id: their leases are renewed. */
-  private readonly open = new Map<string, Reservation>();
+  /** The reservations this instance holds, by completion id, with when they were made: their leases are renewed. */
+  private readonly open = new Map<string, { reservation: Reservation; madeAt: number }>();
   private readonly renewal: NodeJS.Timeout;
 
   constructor(
@@ -223,7 +223,7 @@ export class BalanceService implements OnModuleDestroy {
       meta: { estimate: amount },
     });
     const reservation = { ...base, reserved, estimate: amount, enforced: true };
-    this.open.set(completionId, reservation);
+    this.open.set(completionId, { reservation, madeAt: Date.now() });
     return reservation;
   }
 
@@ -270,7 +270,8 @@ export class BalanceService implements OnModuleDestroy {
       });
     }
     const extended = { ...reservation, reserved: reservation.reserved + added, estimate: amount };
-    if (this.open.has(id)) this.open.set(id, extended);
+    const held = this.open.get(id);
+    if (held) held.reservation = extended;
     return extended;
   }
 
@@ -327,10 +328,20 @@ export class BalanceService implements OnModuleDestroy {
     }
   }
 
-  /** Moves the lease of every reservation this instance holds, one store call per user. */
+  /**
+   * Moves the lease of every reservation this instance holds, one store call per user. One older than
+   * the reservation's own lifetime is let go: a completion that never settled (a bug, not a crash)
+   * gives its tokens back when the lease runs out, instead of holding them as long as the process runs.
+   */
   private async renewLeases(): Promise<void> {
     const byUser = new Map<string, string[]>();
-    for (const { tenantId, userId, id } of this.open.values()) {
+    const oldest = Date.now() - this.options.reservationTtlMs;
+    for (const [id, { reservation, madeAt }] of this.open) {
+      if (madeAt < oldest) {
+        this.open.delete(id);
+        continue;
+      }
+      const { tenantId, userId } = reservation;
       const key = openReservationsKey(tenantId, userId);
       const ids = byUser.get(key);
       if (ids) ids.push(id);
