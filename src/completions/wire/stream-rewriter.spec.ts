@@ -32,6 +32,22 @@ describe(createStreamRewriter.name, () => {
     expect(out[1]?.choices[0]?.delta).toEqual({ content: 'b' });
   });
 
+  it('adds it to the first delta of every choice when there are several (n > 1)', () => {
+    const out = run(
+      [
+        chunk(head, [deltaChoice({ content: 'a' }, null, 0)]),
+        chunk(head, [deltaChoice({ content: 'x' }, null, 1)]),
+        chunk(head, [deltaChoice({ content: 'b' }, null, 0), deltaChoice({ content: 'y' }, null, 1)]),
+      ],
+      false,
+    );
+    expect(out.map((c) => c?.choices.map((choice) => choice.delta))).toEqual([
+      [{ role: 'assistant', content: 'a' }],
+      [{ role: 'assistant', content: 'x' }],
+      [{ content: 'b' }, { content: 'y' }],
+    ]);
+  });
+
   it('drops the usage chunk and the usage fields when the client did not ask', () => {
     const out = run(
       [

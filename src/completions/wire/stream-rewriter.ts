@@ -8,24 +8,25 @@ export interface StreamRewriteOptions {
 
 /**
  * Rewrites upstream chunks for the client: Parley's completion id on every chunk, the assistant
- * role on the first delta (some providers omit it), and the usage chunk Parley always asks for
- * only when the client asked too. Returns null for a chunk that is not forwarded.
+ * role on each choice's first delta (some providers omit it), and the usage chunk Parley always
+ * asks for only when the client asked too. Returns null for a chunk that is not forwarded.
  */
 export function createStreamRewriter(
   options: StreamRewriteOptions,
 ): (chunk: ChatCompletionChunk) => ChatCompletionChunk | null {
-  let roleSent = false;
+  // Choice indexes whose first delta has gone by (more than one with `n` > 1).
+  const started = new Set<number>();
   return (upstream) => {
     const isUsageChunk = upstream.choices.length === 0;
     if (isUsageChunk && !options.includeUsage) return null;
     const rewritten: ChatCompletionChunk = { ...upstream, id: options.id };
     if (!options.includeUsage) delete rewritten.usage;
-    if (!roleSent && upstream.choices.length > 0) {
-      roleSent = true;
-      const [first, ...others] = upstream.choices;
-      if (first && !first.delta.role) {
-        rewritten.choices = [{ ...first, delta: { role: 'assistant', ...first.delta } }, ...others];
-      }
+    if (upstream.choices.some((choice) => !started.has(choice.index))) {
+      rewritten.choices = upstream.choices.map((choice) => {
+        if (started.has(choice.index)) return choice;
+        started.add(choice.index);
+        return choice.delta.role ? choice : { ...choice, delta: { role: 'assistant', ...choice.delta } };
+      });
     }
     return rewritten;
   };
