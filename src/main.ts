@@ -19,7 +19,7 @@ async function main(): Promise<void> {
   // Loaded here, not above: the cluster's primary only forks and never needs Nest.
   const { createParleyApp, listen } = await import('./app.factory.js');
   const app = await createParleyApp(serveConfig(config));
-  announceListening(await listen(app, config.port, config.host));
+  announceListening(config, await listen(app, config.port, config.host));
 }
 
 void main();

@@ -31,10 +31,22 @@ const SHARED_SECRET_VARIABLE = 'PARLEY_CLUSTER_GENERATED_JWT_SECRET';
 /** Beyond its two grace periods (streams, then the ledger flush): time for a worker to close. */
 const SHUTDOWN_MARGIN_MS = 15_000;
 
-/** The line people and scripts wait for; said once, whatever the number of processes. */
-export function listeningLine(port: number, workers: number): string {
+/** Where a client reaches the server: `localhost` when it listens on every interface. */
+function displayHost(host: string): string {
+  if (host === '0.0.0.0' || host === '::') return 'localhost';
+  return host.includes(':') ? `[${host}]` : host;
+}
+
+/**
+ * Says the line people and scripts wait for, once whatever the number of processes, in the log's
+ * format and whatever its level.
+ */
+function sayListening(config: AppConfig, port: number, workers: number): void {
   const processes = workers > 1 ? `, ${workers} worker processes` : '';
-  return `[INFO] Parley listening on http://localhost:${port} (docs at /docs)${processes}\n`;
+  new ParleyLogger(config.logFormat, 'info').log(
+    `Parley listening on http://${displayHost(config.host)}:${port} (docs at /docs)${processes}`,
+    'Parley',
+  );
 }
 
 /** True in the process that should fork workers rather than serve. */
@@ -49,10 +61,10 @@ export function serveConfig(config: AppConfig, env: NodeJS.ProcessEnv = process.
   return { ...config, jwtSecret: shared };
 }
 
-/** Tells the primary (if any) that this worker is listening; alone, prints the line itself. */
-export function announceListening(port: number): void {
+/** Tells the primary (if any) that this worker is listening; alone, says the line itself. */
+export function announceListening(config: AppConfig, port: number): void {
   if (cluster.isWorker) process.send?.({ type: 'parley:listening', port } satisfies ListeningMessage);
-  else process.stdout.write(listeningLine(port, 1));
+  else sayListening(config, port, 1);
 }
 
 function isMessage<T extends { type: string }>(message: unknown, type: T['type']): message is T {
@@ -151,7 +163,7 @@ export function runPrimary(config: AppConfig): void {
       logger.log(`Worker ${worker.process.pid} is listening`, 'Cluster');
     } else if (listeningSince.size === config.workers) {
       announced = true;
-      process.stdout.write(listeningLine(message.port, config.workers));
+      sayListening(config, message.port, config.workers);
     }
   });
 

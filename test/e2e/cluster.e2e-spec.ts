@@ -73,6 +73,36 @@ const isAlive = (pid: number): boolean => {
   }
 };
 
+describe('one process, LOG_FORMAT=json', () => {
+  it(
+    'writes every line as JSON, the listening line (with the HOST it listens on) included',
+    async () => {
+      const started = startParley({ LOG_FORMAT: 'json', LOG_LEVEL: 'warn', DATA_DIR: 'memory://' });
+      try {
+        await waitFor(
+          'the listening line',
+          started,
+          () => started.output().includes('Parley listening on'),
+          STARTUP_MS,
+        );
+        const lines = started
+          .output()
+          .split('\n')
+          .filter((line) => line.trim() !== '');
+        for (const line of lines) expect(() => JSON.parse(line) as unknown, line).not.toThrow();
+        expect(lines.map((line) => JSON.parse(line) as { msg?: string })).toContainEqual(
+          expect.objectContaining({
+            msg: expect.stringMatching(/^Parley listening on http:\/\/127\.0\.0\.1:\d+ \(docs at \/docs\)$/),
+          }),
+        );
+      } finally {
+        started.child.kill('SIGKILL');
+      }
+    },
+    STARTUP_MS + 10_000,
+  );
+});
+
 describe('WORKERS above 1 without shared state', () => {
   it('refuses to start, naming the missing variable and why', async () => {
     const started = startParley({
@@ -111,7 +141,7 @@ describe.skipIf(!hasRedis || !process.env.DATABASE_URL)('WORKERS=2 on PostgreSQL
       SHUTDOWN_GRACE_MS: '1000',
     });
     await waitFor('the listening line', parley, () => listeningLines().length > 0, STARTUP_MS);
-    url = `http://127.0.0.1:${/localhost:(\d+)/.exec(listeningLines()[0])![1]}`;
+    url = `http://127.0.0.1:${/127\.0\.0\.1:(\d+)/.exec(listeningLines()[0])![1]}`;
   }, STARTUP_MS + 10_000);
 
   afterAll(async () => {
@@ -125,7 +155,7 @@ describe.skipIf(!hasRedis || !process.env.DATABASE_URL)('WORKERS=2 on PostgreSQL
   it('says it is listening once, with the number of workers', () => {
     expect(listeningLines()).toEqual([
       expect.stringMatching(
-        /^\[INFO\] Parley listening on http:\/\/localhost:\d+ \(docs at \/docs\), 2 worker processes$/,
+        /^\[INFO\] Parley listening on http:\/\/127\.0\.0\.1:\d+ \(docs at \/docs\), 2 worker processes$/,
       ),
     ]);
     expect(workerPids()).toHaveLength(2);
