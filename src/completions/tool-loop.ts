@@ -84,7 +84,7 @@ export class ToolLoop {
       if (iteration > 1) recorder.startCall();
       const calls = new ToolCallAccumulator();
       let finishReason: string | null = null;
-      const source = toAsyncIterator(this.upstream.chunks(p, messages, signal));
+      const source = toAsyncIterator(this.upstream.chunks(p, messages, signal, iteration > 1));
       try {
         for (;;) {
           const next = await this.withInactivityGuard(source.next(), signal);
@@ -169,7 +169,7 @@ export class ToolLoop {
     for (let iteration = 1; ; iteration++) {
       if (iteration > 1) recorder.startCall();
       const completion = await this.guarded(
-        (guardedSignal) => this.upstream.complete(p, messages, guardedSignal),
+        (guardedSignal) => this.upstream.complete(p, messages, guardedSignal, iteration > 1),
         signal,
       );
       recorder.providerResponseId = completion.id;

@@ -5,9 +5,26 @@ import type {
   ChatCompletionMessageParam,
 } from 'openai/resources/chat/completions';
 import { from, mergeMap, type Observable } from 'rxjs';
-import type { UpstreamCall } from '../providers/provider-adapter.js';
+import type { UpstreamCall, UpstreamChatRequest } from '../providers/provider-adapter.js';
 import type { PreparedCompletion } from './prepared-completion.js';
 import { completionToChunks } from './wire/chunks.js';
+
+/**
+ * The request for one call. `tool_choice: "required"` or a named function makes the model call a
+ * tool on every request it applies to; once the server-side tools have answered, the model is let
+ * choose (`auto`), or the loop could only end at its iteration cap, with no answer.
+ */
+function requestBody(
+  p: PreparedCompletion,
+  messages: ChatCompletionMessageParam[],
+  afterToolOutputs: boolean,
+): UpstreamChatRequest {
+  const choice = p.upstream.tool_choice;
+  const forced = choice !== undefined && choice !== 'auto' && choice !== 'none';
+  return afterToolOutputs && forced
+    ? { ...p.upstream, messages, tool_choice: 'auto' }
+    : { ...p.upstream, messages };
+}
 
 /**
  * One upstream call for a prepared completion, with its messages; streamed or not as asked. It is
@@ -16,12 +33,14 @@ import { completionToChunks } from './wire/chunks.js';
  */
 @Injectable()
 export class UpstreamCalls {
+  /** `afterToolOutputs`: a tool loop's call after its tools answered (see `requestBody`). */
   complete(
     p: PreparedCompletion,
     messages: ChatCompletionMessageParam[],
     signal: AbortSignal,
+    afterToolOutputs = false,
   ): Promise<ChatCompletion> {
-    return p.adapter.complete({ ...p.upstream, messages }, p.target, this.call(p, signal));
+    return p.adapter.complete(requestBody(p, messages, afterToolOutputs), p.target, this.call(p, signal));
   }
 
   /** Chunks as the provider streams them; with `provider_stream: false`, made from one completion. */
@@ -29,10 +48,12 @@ export class UpstreamCalls {
     p: PreparedCompletion,
     messages: ChatCompletionMessageParam[],
     signal: AbortSignal,
+    afterToolOutputs = false,
   ): Observable<ChatCompletionChunk> {
-    if (p.providerStream)
-      return p.adapter.stream({ ...p.upstream, messages }, p.target, this.call(p, signal));
-    return from(this.complete(p, messages, signal)).pipe(
+    if (p.providerStream) {
+      return p.adapter.stream(requestBody(p, messages, afterToolOutputs), p.target, this.call(p, signal));
+    }
+    return from(this.complete(p, messages, signal, afterToolOutputs)).pipe(
       mergeMap((completion) =>
         from(
           completionToChunks({ id: completion.id, created: p.created, model: completion.model }, completion),

@@ -309,6 +309,21 @@ describe('server-side tools through POST /v1/chat/completions', () => {
       ]);
     });
 
+    it('lets the model answer once the tools have answered, when tool_choice forced a call (streamed and not)', async () => {
+      for (const toolChoice of ['required', { type: 'function', function: { name: 'get_time' } }]) {
+        for (const stream of [false, true]) {
+          sim.reset();
+          sim.enqueue(paris(), noon);
+          const body = ask({ tool_choice: toolChoice, stream });
+          const res = stream
+            ? await sseRequest(`${t.url}/v1/chat/completions`, { token: tenant.token, body })
+            : await complete(body);
+          expect(res.status).toBe(200);
+          expect(sim.requests.map((r) => r.body.tool_choice)).toEqual([toolChoice, 'auto']);
+        }
+      }
+    });
+
     it('runs a call without arguments as {} (streamed and not)', async () => {
       const bare: SimAnswer = {
         kind: 'tool_calls',
