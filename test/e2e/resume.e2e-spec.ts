@@ -85,19 +85,28 @@ function conversationIdOf(events: SseEvent[]): string {
   throw new Error('no _conversation frame');
 }
 
-/** Starts a stream and reads it until `enough` says so, then drops the connection. */
+/**
+ * Starts a stream (or, with `resuming`, resumes one after that event) and reads it until `enough`
+ * says so, then drops the connection.
+ */
 async function readThenDrop(
   url: string,
   token: string,
   enough: (events: SseEvent[]) => boolean,
+  resuming?: { id: string; lastEventId: string },
 ): Promise<SseEvent[]> {
   const abort = new AbortController();
-  const res = await fetch(`${url}/v1/chat/completions`, {
-    method: 'POST',
-    headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${token}` },
-    body: JSON.stringify(hi),
-    signal: abort.signal,
-  });
+  const res = resuming
+    ? await fetch(resumeUrl(url, resuming.id), {
+        headers: { Authorization: `Bearer ${token}`, 'Last-Event-ID': resuming.lastEventId },
+        signal: abort.signal,
+      })
+    : await fetch(`${url}/v1/chat/completions`, {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${token}` },
+        body: JSON.stringify(hi),
+        signal: abort.signal,
+      });
   expect(res.status).toBe(200);
   const reader = res.body!.getReader();
   const decoder = new TextDecoder();
@@ -352,6 +361,42 @@ describe('resumable streams, one instance (embedded defaults)', () => {
     expect(mine.map((r) => r.reason).sort()).toEqual(['reservation', 'settlement']);
     expect(mine.reduce((sum, r) => sum + r.delta, 0)).toBe(final - initial);
   });
+});
+
+describe('resumable streams: the grace period after a resumed client left', () => {
+  const LONG_GRACE_MS = 8000;
+  let t: TestApp;
+  let sim: UpstreamSimulator;
+  let tenant: TenantSetup;
+
+  beforeAll(async () => {
+    sim = await UpstreamSimulator.start();
+    t = await createTestApp({ ...ENV, RESUME_GRACE_MS: String(LONG_GRACE_MS) });
+    tenant = await setupTenant(t, { baseUrl: sim.baseUrl });
+  });
+  afterAll(async () => {
+    await t?.close();
+    await sim?.stop();
+  });
+
+  it('runs on for the whole grace period from when the last reader left, not from the first drop', async () => {
+    const long = Array.from({ length: 200 }, (_v, i) => `x${i + 1}`).join(' '); // about 20 s
+    sim.enqueue({ kind: 'text', text: long, interChunkDelayMs: 100 });
+    const before = await readThenDrop(t.url, tenant.token, (events) => contentEvents(events) >= 2);
+    const dropped = Date.now();
+    // A client that comes back at once, reads a little and drops again (its lease then expires
+    // long before the grace period that started with the first drop is over).
+    const again = await readThenDrop(t.url, tenant.token, (events) => contentEvents(events) >= 5, {
+      id: completionIdOf(before),
+      lastEventId: before.at(-1)!.id!,
+    });
+    expect(again.length).toBeGreaterThan(0);
+    const left = Date.now();
+    await new Promise((resolve) => setTimeout(resolve, dropped + LONG_GRACE_MS + 1500 - Date.now()));
+    // Past the grace period of the first drop, within the one of the second: still generating.
+    expect(left - dropped).toBeLessThan(1500);
+    expect(sim.aborted).toBe(0);
+  }, 30_000);
 });
 
 describe('resumable streams at shutdown', () => {

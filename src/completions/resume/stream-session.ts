@@ -35,11 +35,10 @@ type State = 'new' | 'running' | 'ended';
  * connection keeps the appends in order; a failure is logged once and never reaches the client).
  *
  * When the live client goes away (or stops reading: more than 1 MiB unsent), the generation runs
- * on for the grace period. When it ends, the owner looks at the lease key that readers on any
- * instance keep alive while they resume: while one is held it keeps going (and looks again every
- * lease refresh); once none has been seen for a whole grace period, it unsubscribes and aborts the
- * upstream call (the finalizer then stores the partial answer as `incomplete` and settles usage)
- * and closes the log with an error frame and `[DONE]`.
+ * on for the grace period. Meanwhile, every lease refresh, the owner looks at the lease key that
+ * readers on any instance keep alive while they resume; once none has been seen for a whole grace
+ * period, it unsubscribes and aborts the upstream call (the finalizer then stores the partial
+ * answer as `incomplete` and settles usage) and closes the log with an error frame and `[DONE]`.
  */
 export class StreamSession {
   /** Settles when the generation has ended and its log is closed (for graceful shutdown). */
@@ -210,7 +209,7 @@ export class StreamSession {
     this.liveClient = undefined;
     if (this.state !== 'running') return;
     this.readerSeenAt = Date.now();
-    this.armGrace(this.deps.graceMs);
+    this.armGrace(Math.min(this.deps.graceMs, RESUME_TIMING.leaseRefreshMs));
   }
 
   private armGrace(ms: number): void {
@@ -218,7 +217,11 @@ export class StreamSession {
     this.graceTimer = setTimeout(() => void this.checkReaders(), ms);
   }
 
-  /** The grace timer: a reader on any instance holds the lease while it reads. */
+  /**
+   * The grace timer: a reader on any instance holds the lease while it reads. It is looked at every
+   * lease refresh while the grace period runs, not only at its end: a client that resumed and
+   * dropped again in between must get the whole grace period from when it left.
+   */
   private async checkReaders(reason = 'not resumed within the grace period'): Promise<void> {
     if (this.state !== 'running' || this.liveClient) return;
     let held = false;
@@ -236,7 +239,7 @@ export class StreamSession {
       return;
     }
     const left = this.readerSeenAt + this.deps.graceMs - now;
-    if (left > 0) this.armGrace(left);
+    if (left > 0) this.armGrace(Math.min(left, RESUME_TIMING.leaseRefreshMs));
     else this.abandon(reason);
   }
 
