@@ -305,6 +305,21 @@ describe('resumable streams, one instance (embedded defaults)', () => {
     );
   });
 
+  it('answers 400 before any frame for a position past the end of a running stream', async () => {
+    sim.enqueue(slowAnswer());
+    const before = await readThenDrop(t.url, tenant.token, (events) => contentEvents(events) >= 2);
+    const past = String(Number(before.at(-1)!.id) + 500);
+    const res = await request(t.url)
+      .get(`/v1/chat/completions/${completionIdOf(before)}/stream?after=${past}`)
+      .set('Authorization', `Bearer ${tenant.token}`);
+    expectErrorEnvelope(res, 400, 'invalid_value', 'Last-Event-ID');
+    expect(res.body.error.message).toBe('Last-Event-ID is past the end of the stream.');
+    // The generation goes on for a client that asks from where it really was.
+    const resumed = await resume(t.url, completionIdOf(before), tenant.token, before.at(-1)!.id);
+    expect(resumed.status).toBe(200);
+    expect(resumed.payloads.at(-1)).toBe('[DONE]');
+  });
+
   it('stops a stream nobody resumes after the grace period, storing the partial answer and settling usage', async () => {
     const user = await addMember(t, tenant.tenantId);
     const balancePath = `/admin/tenants/${tenant.tenantId}/users/${user.userId}/balance`;

@@ -10,6 +10,11 @@ import { CLIENT_BUFFER_LIMIT_BYTES, isCompletionId, RESUME_TIMING, StreamLog } f
 export type ResumeSource = { kind: 'frames'; frames: Observable<SseFrame> } | { kind: 'finished' };
 
 const notFound = (): ParleyError => ParleyError.notFound('Stream');
+const pastTheEnd = (): ParleyError =>
+  ParleyError.invalid('Last-Event-ID', 'Last-Event-ID is past the end of the stream.');
+
+/** How long a resume waits for the event it starts after, when the log does not have it yet. */
+const PAST_END_WAIT_MS = 1000;
 
 /**
  * `GET .../chat/completions/:id/stream`: the frames after a given id, read from the completion's
@@ -33,7 +38,18 @@ export class StreamResumer {
     if (meta.status === 'done' && meta.lastId !== undefined && afterId >= meta.lastId) {
       return { kind: 'finished' };
     }
+    if (afterId > 0 && !(await this.hasEvent(id, afterId, meta.status === 'running'))) throw pastTheEnd();
     return { kind: 'frames', frames: this.frames(id, afterId, res) };
+  }
+
+  /**
+   * Whether the log has the event (or, trimmed, a later one). A client cannot have seen an event the
+   * log never had; the wait covers the instant when a frame the live client got is still on its way
+   * to the log.
+   */
+  private async hasEvent(id: string, eventId: number, running: boolean): Promise<boolean> {
+    const events = await this.log.read(id, eventId - 1, running ? PAST_END_WAIT_MS : 0);
+    return events.length > 0;
   }
 
   private frames(id: string, afterId: number, res: ServerResponse): Observable<SseFrame> {
@@ -88,7 +104,7 @@ export class StreamResumer {
         // `[DONE]` is appended before the meta record says done, so it is there unless trimmed.
         if ((await this.log.read(id, after, 0)).length > 0) continue;
         if (meta.lastId !== undefined && after >= meta.lastId) {
-          throw ParleyError.invalid('Last-Event-ID', 'Last-Event-ID is past the end of the stream.');
+          throw pastTheEnd();
         }
         throw notFound();
       }
