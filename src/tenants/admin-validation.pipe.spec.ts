@@ -1,6 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { ParleyError } from '../common/errors/parley-error.js';
+import { ListConversationsQueryDto, UpdateConversationDto } from '../conversations/dto/conversation.dto.js';
 import { CreateProviderDto } from '../providers/dto/provider.dto.js';
+import { AdjustBalanceDto } from '../quota/admin/balance.dto.js';
 import { AdminValidationPipe } from './admin-validation.pipe.js';
 import { CreateTenantDto } from './dto/tenant.dto.js';
 
@@ -62,6 +64,21 @@ describe(AdminValidationPipe.name, () => {
     expect(error.param).toBe(param);
     expect(error.message).toContain(param);
   });
+
+  it.each([
+    [AdjustBalanceDto, { delta: '10' }, 'delta', 'delta must be an integer number'],
+    [AdjustBalanceDto, {}, 'delta', 'delta must be an integer number'],
+    [AdjustBalanceDto, { delta: 2e12 }, 'delta', 'delta must not be greater than 1000000000000'],
+    [ListConversationsQueryDto, { limit: 'abc' }, 'limit', 'limit must be an integer number'],
+    [UpdateConversationDto, { title: 5 }, 'title', 'title must be a string'],
+  ])(
+    'names what is wrong first: the type before a bound (%o %o)',
+    async (metatype, value, param, message) => {
+      const error = await failure(metatype, value);
+      expect(error.param).toBe(param);
+      expect(error.message).toBe(message);
+    },
+  );
 
   it('answers a body that is not an object', async () => {
     const error = await failure(CreateTenantDto, 'just a string');

@@ -12,7 +12,10 @@ export function firstValidationFailure(
       parent === '' ? segment : segment.startsWith('[') ? `${parent}${segment}` : `${parent}.${segment}`;
     const messages = Object.values(error.constraints ?? {});
     if (messages.length > 0) {
-      const raw = messages[0];
+      // class-validator runs a property's decorators bottom-up, so the last message is the first
+      // declared: the type check ("must be an integer") rather than a bound a wrong type also fails.
+      // (Hence every check runs: stopping at the first failure would keep the bound's message.)
+      const raw = messages.at(-1)!;
       // class-validator words its messages with the bare property name; name the full path instead.
       const message = raw.startsWith(`${error.property} `)
         ? `${path}${raw.slice(error.property.length)}`
@@ -37,7 +40,6 @@ export class AdminValidationPipe extends ValidationPipe {
       whitelist: true,
       forbidNonWhitelisted: true,
       forbidUnknownValues: true,
-      stopAtFirstError: true,
       validationError: { target: false, value: false },
       exceptionFactory: (errors: ValidationError[]) => {
         const failure = firstValidationFailure(errors);
