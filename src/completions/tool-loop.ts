@@ -219,7 +219,11 @@ export class ToolLoop {
         for (const call of requested) events.push({ type: 'tool_call', value: call });
         return finish(text, requested, 'tool_calls');
       }
-      if (iteration >= MAX_TOOL_ITERATIONS) return finish(`${text}${MAX_ITERATIONS_NOTE}`, [], 'stop');
+      if (iteration >= MAX_TOOL_ITERATIONS) {
+        // The note ends the events as it ends the answer (a stream sends it as its last delta).
+        events.push({ type: 'text', value: MAX_ITERATIONS_NOTE });
+        return finish(`${text}${MAX_ITERATIONS_NOTE}`, [], 'stop');
+      }
       for (const call of requested) events.push({ type: 'tool_call', value: call });
       recorder.addText(text);
       const outcomes = await this.runTools(p, requested, signal);

@@ -590,6 +590,7 @@ describe('server-side tools through POST /v1/chat/completions', () => {
       const events = res.body.tool_events as ToolEvent[];
       expect(events.filter((e) => e.type === 'tool_call')).toHaveLength(9);
       expect(events.filter((e) => e.type === 'tool_output')).toHaveLength(9);
+      expect(events.at(-1)).toEqual({ type: 'text', value: '[Maximum iterations reached]' });
     });
   });
 
