@@ -1,5 +1,6 @@
-import { Injectable, ValidationPipe, type ValidationError } from '@nestjs/common';
+import { Injectable, ValidationPipe, type ArgumentMetadata, type ValidationError } from '@nestjs/common';
 import { ParleyError } from '../common/errors/parley-error.js';
+import { UNPARSABLE_BODY, unparsableBody } from '../common/http/http-hooks.js';
 
 /** The first failing property of a validation tree, as a path (`models[0].context_length`) and a message. */
 export function firstValidationFailure(
@@ -48,5 +49,10 @@ export class AdminValidationPipe extends ValidationPipe {
           : new ParleyError('invalid_request_error', 'The request body is not valid.');
       },
     });
+  }
+
+  override transform(value: unknown, metadata: ArgumentMetadata): Promise<unknown> {
+    if (value === UNPARSABLE_BODY) throw unparsableBody();
+    return super.transform(value, metadata) as Promise<unknown>;
   }
 }

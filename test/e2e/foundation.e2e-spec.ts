@@ -1,7 +1,8 @@
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestApp, type TestApp } from '../utils/create-test-app.js';
+import { createTestApp, TEST_ADMIN_TOKEN, type TestApp } from '../utils/create-test-app.js';
 import { expectErrorEnvelope } from '../utils/expect-error.js';
+import { setupTenant } from '../utils/factories.js';
 
 describe('foundation', () => {
   let t: TestApp;
@@ -42,13 +43,30 @@ describe('foundation', () => {
     expectErrorEnvelope(res, 404, 'not_found');
   });
 
-  it('answers malformed JSON with a 400 envelope', async () => {
-    const res = await request(t.url)
-      .post('/v1/chat/completions')
-      .set('Content-Type', 'application/json')
-      .send('{"messages": [');
+  it('answers malformed JSON with a 400 envelope, once the caller is authenticated', async () => {
+    const malformed = (token?: string) => {
+      const req = request(t.url).post('/v1/chat/completions').set('Content-Type', 'application/json');
+      return (token ? req.set('Authorization', `Bearer ${token}`) : req).send('{"messages": [');
+    };
+    // The checks run in the contract's order: who is asking comes before what the body says.
+    expectErrorEnvelope(await malformed(), 401, 'invalid_token');
+    const tenant = await setupTenant(t, { baseUrl: 'http://127.0.0.1:9/v1' });
+    const res = await malformed(tenant.token);
     expectErrorEnvelope(res, 400, 'invalid_json');
     expect(res.body.error.message).not.toMatch(/at .*\.js/);
+    expect(res.headers['x-ratelimit-limit-requests']).toBeDefined();
+    // The admin API too.
+    const adminRes = await request(t.url)
+      .post('/admin/tenants')
+      .set('Authorization', `Bearer ${TEST_ADMIN_TOKEN}`)
+      .set('Content-Type', 'application/json')
+      .send('{"name": ');
+    expectErrorEnvelope(adminRes, 400, 'invalid_json');
+    const anonymous = await request(t.url)
+      .post('/admin/tenants')
+      .set('Content-Type', 'application/json')
+      .send('{"name": ');
+    expectErrorEnvelope(anonymous, 401, 'invalid_token');
   });
 
   it('answers a body over the limit with a 413 envelope', async () => {

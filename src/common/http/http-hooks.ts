@@ -6,6 +6,18 @@ const ACCEPTABLE_REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 const BLANK = /^\s*$/;
 
 /**
+ * The body of a request whose body is not JSON. Parsing happens before the guards; answering
+ * `invalid_json` there would tell a caller without a token (or over its rate limit) about its body
+ * first. So the body becomes this marker, and whatever reads the body answers `invalid_json`
+ * (`unparsableBody`) once the guards have let the request through.
+ */
+export const UNPARSABLE_BODY: unique symbol = Symbol('unparsable JSON body');
+
+export function unparsableBody(): ParleyError {
+  return new ParleyError('invalid_json', 'The request body is not valid JSON.');
+}
+
+/**
  * Every body is read as JSON, whatever its Content-Type: many clients send a JSON body with no
  * type or a form type (curl -d), and OpenAI's API reads those too. An empty body is no body, so
  * a DELETE with `Content-Type: application/json` and nothing else is not an error.
@@ -22,7 +34,7 @@ export function registerJsonBodies(fastify: FastifyInstance, bodyLimit: number):
     try {
       parsed = JSON.parse(text);
     } catch {
-      done(new ParleyError('invalid_json', 'The request body is not valid JSON.'), undefined);
+      done(null, UNPARSABLE_BODY);
       return;
     }
     done(null, parsed);

@@ -1,4 +1,5 @@
 import { ParleyError } from '../../common/errors/parley-error.js';
+import { UNPARSABLE_BODY, unparsableBody } from '../../common/http/http-hooks.js';
 import type { UpstreamChatRequest } from '../../providers/provider-adapter.js';
 import type { ChatRequest, ParleyOptions } from './chat-request.types.js';
 
@@ -343,6 +344,7 @@ function parleyOptions(body: Obj): ParleyOptions {
  * anything else, whatever the input.
  */
 export function validateChatRequest(body: unknown): ChatRequest {
+  if (body === UNPARSABLE_BODY) throw unparsableBody();
   if (!isObject(body)) {
     throw new ParleyError(
       'invalid_request_error',
