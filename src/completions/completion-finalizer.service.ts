@@ -36,12 +36,12 @@ export class CompletionFinalizer {
 
   /**
    * Charges the provider's reported usage; a call cut short before it reported any (an aborted
-   * stream, a tool loop stopped mid-iteration) is counted by Parley: its prompt and the text it
-   * produced. Nothing used at all releases the reservation.
+   * stream or JSON request, a tool loop stopped mid-iteration) is counted by Parley: its prompt and
+   * the text it produced. A call that failed before producing anything releases the reservation.
    */
   private settle(p: PreparedCompletion, recorder: TurnRecorder): void {
     const { usage } = recorder;
-    if (!usage && !recorder.producedOutput) {
+    if (!usage && !recorder.producedOutput && !recorder.clientGone) {
       void this.balances.release(p.reservation);
       return;
     }

@@ -205,6 +205,7 @@ export class CompletionsService {
       const block = this.conversationBlock(p, recorder);
       return block ? { ...answer, _conversation: block } : answer;
     } finally {
+      recorder.clientGone = status !== 'complete' && signal.aborted;
       this.finalizer.finish(p, recorder, status);
     }
   }
@@ -238,9 +239,20 @@ export class CompletionsService {
       );
     }
     let status: TurnStatus = 'incomplete';
+    let ended = false;
     return answer$.pipe(
-      tap({ complete: () => (status = 'complete') }),
-      finalize(() => this.finalizer.finish(p, recorder, status)),
+      tap({
+        complete: () => {
+          status = 'complete';
+          ended = true;
+        },
+        error: () => (ended = true),
+      }),
+      finalize(() => {
+        // Finalized without an end: unsubscribed, because nobody reads the stream any more.
+        recorder.clientGone = !ended;
+        this.finalizer.finish(p, recorder, status);
+      }),
     );
   }
 

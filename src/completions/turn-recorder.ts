@@ -35,6 +35,11 @@ export class TurnRecorder {
     );
   }
 
+  /**
+   * The client went away before the answer ended (a JSON request's connection closed, a stream
+   * nobody reads any more): the provider has the prompt, so the call is charged, not released.
+   */
+  clientGone = false;
   /** An upstream call is under way and has not reported its usage yet (each recorder starts with one). */
   callWithoutUsage = true;
   /** Text produced since the last usage report: what an unreported call still has to be charged for. */

@@ -589,6 +589,32 @@ describe('quota in one instance', () => {
       expect(settlement.meta).toMatchObject({ counted: true, actual: debit });
       expect(await ledgerSum([t], tenant.tenantId, tenant.userId)).toBe(BALANCE - debit);
     });
+
+    it.each([false, true])(
+      'charges the prompt when the client leaves before any output (stream: %s)',
+      async (stream) => {
+        sim.enqueue({ kind: 'stall' });
+        const abort = new AbortController();
+        const sent = fetch(`${t.url}${COMPLETIONS}`, {
+          method: 'POST',
+          headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${tenant.token}` },
+          body: JSON.stringify(ask({ stream })),
+          signal: abort.signal,
+        }).catch(() => undefined);
+        await sim.waitForRequests(1);
+        abort.abort();
+        await sent;
+        await sim.waitForAborted(1);
+
+        // The provider had the prompt: Parley counts it, rather than releasing the reservation.
+        const rows = await waitForLedgerRows([t], tenant.tenantId, tenant.userId, 'settlement', 1);
+        const [settlement] = byReason(rows, 'settlement');
+        const debit = BALANCE - (await balanceOf(t, tenant.tenantId, tenant.userId));
+        expect(debit).toBeGreaterThan(0);
+        expect(settlement.meta).toMatchObject({ counted: true, actual: debit });
+        expect(byReason(rows, 'release')).toEqual([]);
+      },
+    );
   });
 });
 
