@@ -5,16 +5,14 @@ import type {
   ChatCompletionMessageFunctionToolCall,
   ChatCompletionMessageParam,
 } from 'openai/resources/chat/completions';
-import { followAbort } from '../common/abort/follow-abort.js';
 import { toAsyncIterator } from '../common/rx/to-async-iterator.js';
 import type { AppConfig } from '../config/app-config.js';
 import { APP_CONFIG } from '../config/config.module.js';
 import type { ToolResultMessage } from '../conversations/conversation.types.js';
-import { upstreamSilence } from '../providers/silence-limit.js';
 import { ToolRunner, type ToolOutcome } from '../tools/tool-runner.service.js';
 import type { PreparedCompletion } from './prepared-completion.js';
 import type { TurnRecorder } from './turn-recorder.js';
-import { UpstreamCalls } from './upstream-calls.js';
+import { UpstreamCalls, type LoopCall } from './upstream-calls.js';
 import {
   chunk,
   deltaChoice,
@@ -84,10 +82,10 @@ export class ToolLoop {
       if (iteration > 1) recorder.startCall();
       const calls = new ToolCallAccumulator();
       let finishReason: string | null = null;
-      const source = toAsyncIterator(this.upstream.chunks(p, messages, signal, iteration > 1));
+      const source = toAsyncIterator(this.upstream.chunks(p, messages, signal, this.loopCall(iteration)));
       try {
         for (;;) {
-          const next = await this.withInactivityGuard(source.next(), signal);
+          const next = await source.next();
           if (next.done) break;
           const upstreamChunk = next.value;
           recorder.providerResponseId = upstreamChunk.id;
@@ -168,10 +166,7 @@ export class ToolLoop {
     const events: ToolEvent[] = [];
     for (let iteration = 1; ; iteration++) {
       if (iteration > 1) recorder.startCall();
-      const completion = await this.guarded(
-        (guardedSignal) => this.upstream.complete(p, messages, guardedSignal, iteration > 1),
-        signal,
-      );
+      const completion = await this.upstream.complete(p, messages, signal, this.loopCall(iteration));
       recorder.providerResponseId = completion.id;
       recorder.addUsage(completion.usage);
       const choice = completion.choices[0];
@@ -277,47 +272,8 @@ export class ToolLoop {
     });
   }
 
-  /** The inactivity guard for a whole (non-streamed) call: aborts it with `upstream_timeout`. */
-  private async guarded<T>(call: (signal: AbortSignal) => Promise<T>, signal: AbortSignal): Promise<T> {
-    const ms = this.config.toolInactivityMs;
-    const guard = new AbortController();
-    let timedOut = false;
-    const timer = setTimeout(() => {
-      timedOut = true;
-      guard.abort(upstreamSilence(ms));
-    }, ms);
-    const unfollow = followAbort(signal, guard);
-    try {
-      return await call(guard.signal);
-    } catch (e) {
-      if (timedOut) throw guard.signal.reason;
-      throw e;
-    } finally {
-      clearTimeout(timer);
-      unfollow();
-    }
-  }
-
-  /**
-   * The inactivity guard between stream chunks: an upstream silent for that long is given up on
-   * with `upstream_timeout` (the caller's `finally` then aborts the request).
-   */
-  private async withInactivityGuard<T>(pending: Promise<T>, signal: AbortSignal): Promise<T> {
-    const ms = this.config.toolInactivityMs;
-    let timer: NodeJS.Timeout | undefined;
-    const onAbort = (): void => clearTimeout(timer);
-    try {
-      return await Promise.race([
-        pending,
-        new Promise<never>((_resolve, reject) => {
-          timer = setTimeout(() => reject(upstreamSilence(ms)), ms);
-          signal.addEventListener('abort', onAbort, { once: true });
-        }),
-      ]);
-    } finally {
-      clearTimeout(timer);
-      // One listener per chunk would pile up on the request's signal for the whole answer.
-      signal.removeEventListener('abort', onAbort);
-    }
+  /** Every call of the loop is given up on after TOOL_INACTIVITY_MS of silence (`upstream_timeout`). */
+  private loopCall(iteration: number): LoopCall {
+    return { silenceMs: this.config.toolInactivityMs, afterToolOutputs: iteration > 1 };
   }
 }

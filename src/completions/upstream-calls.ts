@@ -9,6 +9,14 @@ import type { UpstreamCall, UpstreamChatRequest } from '../providers/provider-ad
 import type { PreparedCompletion } from './prepared-completion.js';
 import { completionToChunks } from './wire/chunks.js';
 
+/** A tool loop's call: what sets it apart from the plain path's one call. */
+export interface LoopCall {
+  /** The loop's inactivity guard (TOOL_INACTIVITY_MS). */
+  silenceMs: number;
+  /** The server-side tools have answered already (see `requestBody`). */
+  afterToolOutputs: boolean;
+}
+
 /**
  * The request for one call. `tool_choice: "required"` or a named function makes the model call a
  * tool on every request it applies to; once the server-side tools have answered, the model is let
@@ -17,7 +25,7 @@ import { completionToChunks } from './wire/chunks.js';
 function requestBody(
   p: PreparedCompletion,
   messages: ChatCompletionMessageParam[],
-  afterToolOutputs: boolean,
+  afterToolOutputs = false,
 ): UpstreamChatRequest {
   const choice = p.upstream.tool_choice;
   const forced = choice !== undefined && choice !== 'auto' && choice !== 'none';
@@ -33,14 +41,17 @@ function requestBody(
  */
 @Injectable()
 export class UpstreamCalls {
-  /** `afterToolOutputs`: a tool loop's call after its tools answered (see `requestBody`). */
   complete(
     p: PreparedCompletion,
     messages: ChatCompletionMessageParam[],
     signal: AbortSignal,
-    afterToolOutputs = false,
+    loop?: LoopCall,
   ): Promise<ChatCompletion> {
-    return p.adapter.complete(requestBody(p, messages, afterToolOutputs), p.target, this.call(p, signal));
+    return p.adapter.complete(
+      requestBody(p, messages, loop?.afterToolOutputs),
+      p.target,
+      this.call(p, signal, loop),
+    );
   }
 
   /** Chunks as the provider streams them; with `provider_stream: false`, made from one completion. */
@@ -48,12 +59,16 @@ export class UpstreamCalls {
     p: PreparedCompletion,
     messages: ChatCompletionMessageParam[],
     signal: AbortSignal,
-    afterToolOutputs = false,
+    loop?: LoopCall,
   ): Observable<ChatCompletionChunk> {
     if (p.providerStream) {
-      return p.adapter.stream(requestBody(p, messages, afterToolOutputs), p.target, this.call(p, signal));
+      return p.adapter.stream(
+        requestBody(p, messages, loop?.afterToolOutputs),
+        p.target,
+        this.call(p, signal, loop),
+      );
     }
-    return from(this.complete(p, messages, signal, afterToolOutputs)).pipe(
+    return from(this.complete(p, messages, signal, loop)).pipe(
       mergeMap((completion) =>
         from(
           completionToChunks({ id: completion.id, created: p.created, model: completion.model }, completion),
@@ -63,7 +78,7 @@ export class UpstreamCalls {
   }
 
   /** The call waits for the rate limit's verdict before it is sent, not before it is built. */
-  private call(p: PreparedCompletion, signal: AbortSignal): UpstreamCall {
-    return { signal, sendAfter: p.admission.admitted() };
+  private call(p: PreparedCompletion, signal: AbortSignal, loop: LoopCall | undefined): UpstreamCall {
+    return { signal, sendAfter: p.admission.admitted(), silenceMs: loop?.silenceMs };
   }
 }

@@ -25,6 +25,11 @@ export interface UpstreamCall {
    * error): the rate limit's verdict, which the SDK's request building overlaps.
    */
   sendAfter?: Promise<unknown>;
+  /**
+   * The longest the call waits on the provider (for its answer, or between two stream events) when
+   * shorter than the provider's timeout: the tool loop's inactivity guard.
+   */
+  silenceMs?: number;
 }
 
 /**

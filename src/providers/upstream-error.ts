@@ -52,3 +52,11 @@ export function toUpstreamError(e: unknown): ParleyError {
   }
   return new ParleyError('upstream_error', 'The provider call failed.', { cause: e });
 }
+
+/** Why an aborted call failed: the abort's reason when it is Parley's own (a timeout, a refusal). */
+export function abortedCall(signal: AbortSignal): ParleyError {
+  const reason: unknown = signal.reason;
+  return reason instanceof ParleyError
+    ? reason
+    : new ParleyError('upstream_error', 'The provider call was aborted.', { cause: reason });
+}

@@ -11,8 +11,8 @@ import {
   type UpstreamChatRequest,
 } from '../provider-adapter.js';
 import type { CompletionTarget } from '../provider.types.js';
-import { SilenceLimit } from '../silence-limit.js';
-import { toUpstreamError } from '../upstream-error.js';
+import { callWithin, SilenceLimit, silenceLimitMs } from '../silence-limit.js';
+import { abortedCall, toUpstreamError } from '../upstream-error.js';
 
 function isCompletion(value: unknown): value is ChatCompletion {
   return typeof value === 'object' && value !== null && Array.isArray((value as ChatCompletion).choices);
@@ -20,13 +20,6 @@ function isCompletion(value: unknown): value is ChatCompletion {
 
 function isChunk(value: unknown): value is ChatCompletionChunk {
   return typeof value === 'object' && value !== null && Array.isArray((value as ChatCompletionChunk).choices);
-}
-
-/** Why a call was cut short: the caller's own reason (e.g. an inactivity timeout) when it gave one. */
-function abortError(signal: AbortSignal): ParleyError {
-  return signal.reason instanceof ParleyError
-    ? signal.reason
-    : new ParleyError('upstream_error', 'The provider call was aborted.');
 }
 
 /** `previous_response_id` only means something on the Responses wire. */
@@ -47,18 +40,15 @@ export class ChatCompletionsAdapter implements ProviderAdapter {
   async complete(
     request: UpstreamChatRequest,
     target: CompletionTarget,
-    { signal, sendAfter }: UpstreamCall,
+    call: UpstreamCall,
   ): Promise<ChatCompletion> {
     const client = this.clients.clientFor(target.provider);
-    let result: unknown;
-    try {
-      result = await client.chat.completions.create(
+    const result: unknown = await callWithin(call.signal, silenceLimitMs(target, call), (signal) =>
+      client.chat.completions.create(
         { ...chatBody(request), model: target.model.id, stream: false },
-        sdkCallOptions(signal, sendAfter),
-      );
-    } catch (e) {
-      throw signal.aborted ? abortError(signal) : toUpstreamError(e);
-    }
+        sdkCallOptions(signal, call.sendAfter),
+      ),
+    );
     if (!isCompletion(result)) {
       throw new ParleyError('upstream_error', 'The provider sent an answer that is not a chat completion.');
     }
@@ -68,8 +58,9 @@ export class ChatCompletionsAdapter implements ProviderAdapter {
   stream(
     request: UpstreamChatRequest,
     target: CompletionTarget,
-    { signal, sendAfter }: UpstreamCall,
+    call: UpstreamCall,
   ): Observable<ChatCompletionChunk> {
+    const { signal, sendAfter } = call;
     return new Observable<ChatCompletionChunk>((subscriber) => {
       const abort = new AbortController();
       const unfollow = followAbort(signal, abort);
@@ -80,7 +71,7 @@ export class ChatCompletionsAdapter implements ProviderAdapter {
 
       const run = async (): Promise<void> => {
         let finished = false;
-        let silence: SilenceLimit | undefined;
+        const silence = new SilenceLimit(abort, silenceLimitMs(target, call));
         try {
           const stream = await client.chat.completions.create(
             {
@@ -91,7 +82,6 @@ export class ChatCompletionsAdapter implements ProviderAdapter {
             },
             sdkCallOptions(abort.signal, sendAfter),
           );
-          silence = new SilenceLimit(abort, target.provider.timeoutMs);
           for await (const chunk of stream as AsyncIterable<unknown>) {
             if (abort.signal.aborted) break;
             silence.heard();
@@ -106,7 +96,7 @@ export class ChatCompletionsAdapter implements ProviderAdapter {
           settled = true;
           // After an unsubscribe nothing is delivered; an abort (the caller's, or a silent provider's)
           // is an error.
-          if (abort.signal.aborted) return subscriber.error(abortError(abort.signal));
+          if (abort.signal.aborted) return subscriber.error(abortedCall(abort.signal));
           // The SDK ends quietly when the body stops early: no finish_reason means a cut stream.
           if (!finished) {
             throw new ParleyError(
@@ -117,9 +107,9 @@ export class ChatCompletionsAdapter implements ProviderAdapter {
           subscriber.complete();
         } catch (e) {
           settled = true;
-          subscriber.error(abort.signal.aborted ? abortError(abort.signal) : toUpstreamError(e));
+          subscriber.error(abort.signal.aborted ? abortedCall(abort.signal) : toUpstreamError(e));
         } finally {
-          silence?.stop();
+          silence.stop();
         }
       };
       void run();

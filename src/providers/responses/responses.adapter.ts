@@ -2,7 +2,6 @@ import { Injectable } from '@nestjs/common';
 import type { ChatCompletion, ChatCompletionChunk } from 'openai/resources/chat/completions';
 import { Observable } from 'rxjs';
 import { followAbort } from '../../common/abort/follow-abort.js';
-import { ParleyError } from '../../common/errors/parley-error.js';
 import { OpenAiClientFactory, sdkCallOptions } from '../openai-client.factory.js';
 import {
   ProviderAdapterFor,
@@ -11,8 +10,8 @@ import {
   type UpstreamChatRequest,
 } from '../provider-adapter.js';
 import type { CompletionTarget } from '../provider.types.js';
-import { SilenceLimit } from '../silence-limit.js';
-import { toUpstreamError } from '../upstream-error.js';
+import { callWithin, SilenceLimit, silenceLimitMs } from '../silence-limit.js';
+import { abortedCall, toUpstreamError } from '../upstream-error.js';
 import { toResponsesRequest } from './responses-request.mapper.js';
 import { responseToChatCompletion } from './responses-response.mapper.js';
 import { ResponsesStreamMapper } from './responses-stream.mapper.js';
@@ -37,24 +36,26 @@ export class ResponsesAdapter implements ProviderAdapter {
   async complete(
     request: UpstreamChatRequest,
     target: CompletionTarget,
-    { signal, sendAfter }: UpstreamCall,
+    call: UpstreamCall,
   ): Promise<ChatCompletion> {
     const params = { ...toResponsesRequest(request, { stream: false }), ...upstreamFields(target) };
-    try {
-      const response = await this.clients
-        .clientFor(target.provider)
-        .responses.create(params, sdkCallOptions(signal, sendAfter));
-      return responseToChatCompletion(response, { model: target.model.id });
-    } catch (e) {
-      throw failure(e, signal);
-    }
+    const client = this.clients.clientFor(target.provider);
+    return callWithin(call.signal, silenceLimitMs(target, call), async (signal) =>
+      responseToChatCompletion(
+        await client.responses.create(params, sdkCallOptions(signal, call.sendAfter)),
+        {
+          model: target.model.id,
+        },
+      ),
+    );
   }
 
   stream(
     request: UpstreamChatRequest,
     target: CompletionTarget,
-    { signal, sendAfter }: UpstreamCall,
+    call: UpstreamCall,
   ): Observable<ChatCompletionChunk> {
+    const { signal, sendAfter } = call;
     return new Observable<ChatCompletionChunk>((subscriber) => {
       // Aborted by the caller's signal, an unsubscribe or the drain timer.
       const upstream = new AbortController();
@@ -66,7 +67,7 @@ export class ResponsesAdapter implements ProviderAdapter {
       // then, and an abort would only cost an event and two DOMExceptions down the signal chain.
       let settled = false;
       let drainTimer: NodeJS.Timeout | undefined;
-      let silence: SilenceLimit | undefined;
+      const silence = new SilenceLimit(upstream, silenceLimitMs(target, call));
 
       const run = async (): Promise<void> => {
         const params = { ...toResponsesRequest(request, { stream: true }), ...upstreamFields(target) };
@@ -74,7 +75,6 @@ export class ResponsesAdapter implements ProviderAdapter {
         const events = await this.clients
           .clientFor(target.provider)
           .responses.create(params, sdkCallOptions(upstream.signal, sendAfter));
-        silence = new SilenceLimit(upstream, target.provider.timeoutMs);
         // On abort the SDK ends this loop quietly; leaving it early aborts the upstream request.
         for await (const event of events) {
           if (answered) continue;
@@ -92,7 +92,7 @@ export class ResponsesAdapter implements ProviderAdapter {
           }
         }
         if (answered || subscriber.closed) return;
-        if (upstream.signal.aborted) throw aborted(upstream.signal);
+        if (upstream.signal.aborted) throw abortedCall(upstream.signal);
         mapper.finish();
         settled = true;
         subscriber.complete();
@@ -101,10 +101,12 @@ export class ResponsesAdapter implements ProviderAdapter {
       void run()
         .catch((e: unknown) => {
           settled = true;
-          if (!subscriber.closed) subscriber.error(failure(e, upstream.signal));
+          if (!subscriber.closed) {
+            subscriber.error(upstream.signal.aborted ? abortedCall(upstream.signal) : toUpstreamError(e));
+          }
         })
         .finally(() => {
-          silence?.stop();
+          silence.stop();
           clearTimeout(drainTimer);
           unfollow();
         });
@@ -127,15 +129,3 @@ function upstreamFields(target: CompletionTarget): { model: string; store?: fals
 
 /** How long the rest of an answered stream may take to end before the connection is dropped. */
 const DRAIN_TIMEOUT_MS = 2_000;
-
-/** What a failed call answers: the caller's abort reason when it aborted, else the mapped SDK error. */
-function failure(e: unknown, signal: AbortSignal): ParleyError {
-  return signal.aborted ? aborted(signal) : toUpstreamError(e);
-}
-
-function aborted(signal: AbortSignal): ParleyError {
-  const reason: unknown = signal.reason;
-  return reason instanceof ParleyError
-    ? reason
-    : new ParleyError('upstream_error', 'The provider call was aborted.', { cause: reason });
-}
