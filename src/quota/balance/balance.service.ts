@@ -109,8 +109,8 @@ export class BalanceService implements OnModuleDestroy {
   private readonly logger = new Logger('TokenBalance');
   private readonly outage = new OutageLog(this.logger, 'Token balances', 'answering 503');
   private readonly options: QuotaOptions;
-  /** The reservations this instance holds, by completion id, with when they were made: their leases are renewed. */
-  private readonly open = new Map<string, { reservation: Reservation; madeAt: number }>();
+  /** The reservations this instance holds, by completion id: their user's list, and when they were made. */
+  private readonly open = new Map<string, { openKey: string; madeAt: number }>();
   private readonly renewal: NodeJS.Timeout;
 
   constructor(
@@ -222,9 +222,11 @@ export class BalanceService implements OnModuleDestroy {
       completionId,
       meta: { estimate: amount },
     });
-    const reservation = { ...base, reserved, estimate: amount, enforced: true };
-    this.open.set(completionId, { reservation, madeAt: Date.now() });
-    return reservation;
+    this.open.set(completionId, {
+      openKey: openReservationsKey(base.tenantId, base.userId),
+      madeAt: Date.now(),
+    });
+    return { ...base, reserved, estimate: amount, enforced: true };
   }
 
   /**
@@ -269,10 +271,7 @@ export class BalanceService implements OnModuleDestroy {
         meta: { estimate: amount, extension: true },
       });
     }
-    const extended = { ...reservation, reserved: reservation.reserved + added, estimate: amount };
-    const held = this.open.get(id);
-    if (held) held.reservation = extended;
-    return extended;
+    return { ...reservation, reserved: reservation.reserved + added, estimate: amount };
   }
 
   /**
@@ -305,13 +304,13 @@ export class BalanceService implements OnModuleDestroy {
     reclaimed: Reclaimed,
     balanceAfter: number,
   ): void {
-    if (reclaimed.length === 0) return;
-    // The script refunded them in order, the last one leaving `balanceAfter`.
-    let balance = balanceAfter;
-    for (let i = reclaimed.length - 2; i >= 0; i -= 2) balance -= Number(reclaimed[i + 1]);
+    const refunds: { completionId: string; amount: number }[] = [];
     for (let i = 0; i < reclaimed.length; i += 2) {
-      const completionId = String(reclaimed[i]);
-      const amount = Number(reclaimed[i + 1]);
+      refunds.push({ completionId: String(reclaimed[i]), amount: Number(reclaimed[i + 1]) });
+    }
+    // The script refunded them in order, the last one leaving `balanceAfter`.
+    let balance = refunds.reduce((before, { amount }) => before - amount, balanceAfter);
+    for (const { completionId, amount } of refunds) {
       balance += amount;
       this.logger.warn(
         `Refunded ${amount} token(s) reserved by ${tenantId}:${completionId}, whose instance stopped renewing it`,
@@ -336,16 +335,14 @@ export class BalanceService implements OnModuleDestroy {
   private async renewLeases(): Promise<void> {
     const byUser = new Map<string, string[]>();
     const oldest = Date.now() - this.options.reservationTtlMs;
-    for (const [id, { reservation, madeAt }] of this.open) {
+    for (const [id, { openKey, madeAt }] of this.open) {
       if (madeAt < oldest) {
         this.open.delete(id);
         continue;
       }
-      const { tenantId, userId } = reservation;
-      const key = openReservationsKey(tenantId, userId);
-      const ids = byUser.get(key);
+      const ids = byUser.get(openKey);
       if (ids) ids.push(id);
-      else byUser.set(key, [id]);
+      else byUser.set(openKey, [id]);
     }
     await Promise.all(
       [...byUser].map(async ([key, ids]) => {
