@@ -238,20 +238,13 @@ export class CompletionsService {
         beforeFirst(conversationChunkNow),
       );
     }
-    let status: TurnStatus = 'incomplete';
-    let ended = false;
+    // Finalized with neither: unsubscribed, because nobody reads the stream any more.
+    let end: 'complete' | 'error' | undefined;
     return answer$.pipe(
-      tap({
-        complete: () => {
-          status = 'complete';
-          ended = true;
-        },
-        error: () => (ended = true),
-      }),
+      tap({ complete: () => (end = 'complete'), error: () => (end = 'error') }),
       finalize(() => {
-        // Finalized without an end: unsubscribed, because nobody reads the stream any more.
-        recorder.clientGone = !ended;
-        this.finalizer.finish(p, recorder, status);
+        recorder.clientGone = end === undefined;
+        this.finalizer.finish(p, recorder, end === 'complete' ? 'complete' : 'incomplete');
       }),
     );
   }
