@@ -97,12 +97,14 @@ export class StreamLog {
     }
   }
 
-  read(id: string, afterId: number, blockMs: number, signal?: AbortSignal): Promise<StoreEvent[]> {
-    return this.store.readAfter(StreamLog.logKey(id), afterId, {
-      blockMs,
-      count: RESUME_TIMING.readCount,
-      signal,
-    });
+  /** Events after `afterId`, at most `count` (a reader's batch by default). */
+  read(
+    id: string,
+    afterId: number,
+    blockMs: number,
+    { signal, count = RESUME_TIMING.readCount }: { signal?: AbortSignal; count?: number } = {},
+  ): Promise<StoreEvent[]> {
+    return this.store.readAfter(StreamLog.logKey(id), afterId, { blockMs, count, signal });
   }
 
   holdLease(id: string): Promise<void> {

@@ -48,7 +48,7 @@ export class StreamResumer {
    * to the log.
    */
   private async hasEvent(id: string, eventId: number, running: boolean): Promise<boolean> {
-    const events = await this.log.read(id, eventId - 1, running ? PAST_END_WAIT_MS : 0);
+    const events = await this.log.read(id, eventId - 1, running ? PAST_END_WAIT_MS : 0, { count: 1 });
     return events.length > 0;
   }
 
@@ -84,7 +84,7 @@ export class StreamResumer {
     while (!signal.aborted) {
       await drained(res, signal);
       if (signal.aborted) return;
-      const events = await this.log.read(id, after, RESUME_TIMING.readBlockMs, signal);
+      const events = await this.log.read(id, after, RESUME_TIMING.readBlockMs, { signal });
       if (signal.aborted) return;
       for (const event of events) {
         subscriber.next(event);
@@ -102,7 +102,7 @@ export class StreamResumer {
       if (!meta) throw notFound(); // expired meanwhile
       if (meta.status === 'done') {
         // `[DONE]` is appended before the meta record says done, so it is there unless trimmed.
-        if ((await this.log.read(id, after, 0)).length > 0) continue;
+        if ((await this.log.read(id, after, 0, { count: 1 })).length > 0) continue;
         if (meta.lastId !== undefined && after >= meta.lastId) {
           throw pastTheEnd();
         }
